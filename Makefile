@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+#   make run      build what is needed, boot the VM, load the VDCM and the
+#                 simulated PF, show what they did
+#   make check    all tests; the last line is "N passed, M failed"
+#   make modules  build the modules only (KDIR=... for your own kernel tree)
+#
+# Variables: KDIR=<built kernel tree> (default: the harness's cached test
+# kernel, built on first use), KASAN=1 (the KASAN variant of the test
+# kernel), CLIPPY=1 (build the modules through clippy), VM_TIMEOUT=<s>.
+#
+# The modules themselves are described in Kbuild; this Makefile only
+# drives qemu-test/.
+
+export KDIR KASAN CLIPPY VM_TIMEOUT
+
+.PHONY: all modules run check setup kernel clean
+
+all: modules
+
+modules:
+	@qemu-test/build.sh >/dev/null
+
+run:
+	@qemu-test/run.sh
+
+check:
+	@qemu-test/check.sh
+
+# Install the toolchain only / build the test kernel only.
+setup:
+	@qemu-test/setup.sh
+
+kernel:
+	@qemu-test/setup.sh
+	@qemu-test/kernel.sh build
+
+clean:
+	-@kdir="$${KDIR:-$$(qemu-test/kernel.sh kdir 2>/dev/null)}"; \
+		[ -d "$$kdir" ] && $(MAKE) -C "$$kdir" M=$(CURDIR) clean
+	rm -f rust/vdcm_bindings.rs
+	rm -rf qemu-test/out qemu-test/userspace/target

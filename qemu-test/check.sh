@@ -1,0 +1,50 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check`: build everything (through clippy), check formatting and
+# warnings on the host, boot the test VM, run the KUnit suites and the
+# user-space tests inside it, and judge the run (qemu-test/tap.py).
+# The last line printed is "N passed, M failed".
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+start=$SECONDS
+rm -rf "$OUT_DIR/kunit" "$OUT_DIR"/{results.tap,console.log,dmesg.log,kmemleak.txt,guest-points.txt,guest-done,host-points.txt}
+
+export CLIPPY=1
+KDIR=$("$QT_DIR/build.sh" | tail -n 1)
+export KDIR
+
+host_points=$OUT_DIR/host-points.txt
+: >"$host_points"
+# host_point NAME CMD...: run CMD on the host as test point NAME.
+host_point() {
+	local name=$1 log; shift
+	log=$(mktemp)
+	if "$@" >"$log" 2>&1; then
+		echo "ok - $name" >>"$host_points"
+	else
+		{ echo "not ok - $name"; head -n 40 "$log" | sed 's/^/# /'; } >>"$host_points"
+	fi
+	rm -f "$log"
+	say "$(tail -n 1 "$host_points" | grep -E '^(not )?ok')"
+}
+
+no_build_warnings() {
+	! grep -iE 'warning' "$LOG_DIR/modules.log" "$LOG_DIR/userspace.log"
+}
+kernel_rustfmt() {
+	# rustfmt follows `mod` items from the crate roots into every file.
+	rustfmt --check --config-path "$KDIR/.rustfmt.toml" --edition 2021 \
+		"$TOP_DIR/drivers/vdcm/vdcm_main.rs" "$TOP_DIR/samples/vdcm_sim/sim_main.rs"
+}
+userspace_rustfmt() {
+	cd "$QT_DIR/userspace" && cargo fmt --check
+}
+host_point build_no_warnings no_build_warnings
+host_point rustfmt_kernel_code kernel_rustfmt
+host_point rustfmt_userspace userspace_rustfmt
+
+"$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/check.sh" "$OUT_DIR" >/dev/null || true
+say "check took $((SECONDS - start)) s"
+exec python3 "$QT_DIR/tap.py" "$OUT_DIR"

@@ -1,0 +1,103 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Fetch Debian's linux-source-7.2 (or 7.3 if 7.2 is gone), configure it from
+# qemu-test/config/*.config and build it once. The built tree is cached in
+# $CACHE_DIR/kernel/linux-<source version>-<config hash>[-kasan], so later
+# runs, from any clone, only rebuild the project's modules.
+#
+#   kernel.sh build   build (or reuse) the kernel; print its tree's path
+#   kernel.sh kdir    print the path the cache key selects, building nothing
+#
+# KASAN=1 selects the KASAN variant (config/kasan.config on top).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+KASAN=${KASAN:-0}
+fragments=("$QT_DIR/config/vdcm.config")
+[ "$KASAN" = 1 ] && fragments+=("$QT_DIR/config/kasan.config")
+
+# Options that must be set as asked after olddefconfig; a fragment line that
+# Kconfig silently dropped (unmet dependency) would otherwise go unnoticed.
+required=(RUST=y IOMMUFD=y VFIO=y VFIO_MDEV=m VFIO_DEVICE_CDEV=y VFIO_GROUP=y
+	VFIO_CONTAINER=y SAMPLE_VFIO_MDEV_MTTY=m INTEL_IOMMU=y
+	INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON=y IRQ_REMAP=y PCI_PASID=y PCI_ATS=y
+	PCI_PRI=y EVENTFD=y KUNIT=y KUNIT_DEBUGFS=y PROVE_LOCKING=y DEBUG_KMEMLEAK=y
+	DEBUG_ATOMIC_SLEEP=y INTEL_IOMMU_DEBUGFS=y
+	VIRTIO_FS=y NET_9P_VIRTIO=y OVERLAY_FS=y)
+[ "$KASAN" = 1 ] && required+=(KASAN=y KASAN_GENERIC=y)
+
+# The newest linux-source-7.2 the archive offers, else 7.3.
+pick_source() {
+	local series ver
+	for series in 7.2 7.3; do
+		ver=$(apt-cache madison "linux-source-$series" 2>/dev/null |
+			awk '{print $3}' | sort -V | tail -n 1)
+		if [ -n "$ver" ]; then
+			echo "linux-source-$series $ver"
+			return
+		fi
+		say "linux-source-$series is not in the archive; trying the next series"
+	done
+	die "neither linux-source-7.2 nor linux-source-7.3 is available; run qemu-test/setup.sh (it adds the suites that carry them)"
+}
+
+read -r SRC_PKG SRC_VER < <(pick_source)
+cfg_hash=$(cat "${fragments[@]}" | sha256sum | cut -c1-12)
+suffix=
+[ "$KASAN" = 1 ] && suffix=-kasan
+KDIR=$CACHE_DIR/kernel/linux-$SRC_VER-$cfg_hash$suffix
+
+case "${1:-build}" in
+kdir)
+	echo "$KDIR"
+	exit 0
+	;;
+build) ;;
+*) die "usage: kernel.sh build|kdir" ;;
+esac
+
+if [ -f "$KDIR/.vdcm-built" ]; then
+	say "kernel: cached $SRC_PKG $SRC_VER (config $cfg_hash$suffix) in $KDIR"
+	echo "$KDIR"
+	exit 0
+fi
+
+say "kernel: $SRC_PKG $SRC_VER, config $cfg_hash$suffix, not cached yet: building in $KDIR"
+[ "$SRC_PKG" = linux-source-7.2 ] || say "NOTE: linux-source-7.2 is gone from the archive; using $SRC_PKG"
+
+if [ ! -f "$KDIR/.vdcm-extracted" ]; then
+	srcdir=$CACHE_DIR/src
+	deb=$srcdir/${SRC_PKG}_${SRC_VER}_all.deb
+	mkdir -p "$srcdir"
+	if [ ! -f "$deb" ]; then
+		# Download only: the package is never installed.
+		run_step kernel-download sh -c "cd '$srcdir' && apt-get download '$SRC_PKG=$SRC_VER'"
+	fi
+	rm -rf "$KDIR" "$KDIR.deb"
+	mkdir -p "$KDIR"
+	run_step kernel-extract sh -c "dpkg-deb --fsys-tarfile '$deb' | tar -xO --wildcards './usr/src/$SRC_PKG.tar.*' | tar -xJ -C '$KDIR' --strip-components=1"
+	touch "$KDIR/.vdcm-extracted"
+fi
+
+cd "$KDIR"
+configure() {
+	make ARCH=x86_64 allnoconfig
+	scripts/kconfig/merge_config.sh -m .config "${fragments[@]}"
+	make ARCH=x86_64 olddefconfig
+	make ARCH=x86_64 rustavailable
+}
+run_step kernel-config configure
+for opt in "${required[@]}"; do
+	want=${opt#*=}
+	got=$(scripts/config -s "${opt%%=*}")
+	[ "$got" = "$want" ] || die "kernel config: CONFIG_${opt%%=*} is '$got', want '$want' (fragment ${fragments[*]}; log $LOG_DIR/kernel-config.log)"
+done
+
+jobs=$(($(nproc) + 1))
+start=$SECONDS
+run_step kernel-build make ARCH=x86_64 -j"$jobs" bzImage modules
+echo "$SRC_PKG $SRC_VER config=$cfg_hash$suffix built in $((SECONDS - start)) s on $(nproc) cores" >"$KDIR/.vdcm-built"
+say "kernel: built in $((SECONDS - start)) s"
+echo "$KDIR"

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO and iommufd ioctls the tests issue, on the uapi of
+//! `include/uapi/linux/vfio.h` and `include/uapi/linux/iommufd.h`.
+//!
+//! The structures are the kernel's uapi layouts; the ioctl numbers are
+//! `_IO(';', nr)` as the uapi headers define them (VFIO and iommufd encode
+//! the size in `argsz`/`size`, not in the number).
+
+use std::fs::File;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+const fn io(nr: u32) -> libc::c_ulong {
+    ((b';' as u32) << 8 | nr) as libc::c_ulong
+}
+
+const VFIO_BASE: u32 = 100;
+/// `VFIO_DEVICE_GET_INFO`.
+pub const VFIO_DEVICE_GET_INFO: libc::c_ulong = io(VFIO_BASE + 7);
+/// `VFIO_DEVICE_GET_REGION_INFO`.
+pub const VFIO_DEVICE_GET_REGION_INFO: libc::c_ulong = io(VFIO_BASE + 8);
+/// `VFIO_DEVICE_BIND_IOMMUFD`.
+pub const VFIO_DEVICE_BIND_IOMMUFD: libc::c_ulong = io(VFIO_BASE + 18);
+/// `VFIO_DEVICE_ATTACH_IOMMUFD_PT`.
+pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: libc::c_ulong = io(VFIO_BASE + 19);
+/// `IOMMU_IOAS_ALLOC`.
+pub const IOMMU_IOAS_ALLOC: libc::c_ulong = io(0x81);
+
+/// `VFIO_DEVICE_FLAGS_PCI`.
+pub const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
+/// Number of regions of a vfio-pci device (`VFIO_PCI_NUM_REGIONS`).
+pub const VFIO_PCI_NUM_REGIONS: u32 = 9;
+/// `VFIO_PCI_CONFIG_REGION_INDEX`.
+pub const VFIO_PCI_CONFIG_REGION_INDEX: u32 = 7;
+
+/// `struct vfio_device_bind_iommufd`.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct BindIommufd {
+    pub argsz: u32,
+    pub flags: u32,
+    pub iommufd: i32,
+    pub out_devid: u32,
+    pub token_uuid_ptr: u64,
+}
+
+/// `struct vfio_device_attach_iommufd_pt`.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct AttachIommufdPt {
+    pub argsz: u32,
+    pub flags: u32,
+    pub pt_id: u32,
+    pub pasid: u32,
+}
+
+/// `struct iommu_ioas_alloc`.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct IoasAlloc {
+    pub size: u32,
+    pub flags: u32,
+    pub out_ioas_id: u32,
+}
+
+/// `struct vfio_device_info`.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct DeviceInfo {
+    pub argsz: u32,
+    pub flags: u32,
+    pub num_regions: u32,
+    pub num_irqs: u32,
+    pub cap_offset: u32,
+    pub pad: u32,
+}
+
+/// `struct vfio_region_info`.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct RegionInfo {
+    pub argsz: u32,
+    pub flags: u32,
+    pub index: u32,
+    pub cap_offset: u32,
+    pub size: u64,
+    pub offset: u64,
+}
+
+/// Issues ioctl `request` on `fd` with `arg`, a uapi struct of its own size.
+///
+/// `T` must be the `#[repr(C)]` struct `request` is defined with (the
+/// structs above), so the kernel reads and writes only inside `arg`.
+pub fn ioctl<T>(fd: &impl AsRawFd, request: libc::c_ulong, arg: &mut T) -> io::Result<()> {
+    // SAFETY: `arg` is a live, exclusively borrowed `T`; callers pass the
+    // uapi struct matching `request`, whose `argsz`/`size` field bounds what
+    // the kernel touches to `size_of::<T>()`.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg as *mut T) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `size_of::<T>()` as the `argsz` of a uapi struct.
+pub fn argsz<T>() -> u32 {
+    std::mem::size_of::<T>() as u32
+}
+
+/// Opens a device or character file read-write.
+pub fn open_rw(path: impl AsRef<Path>) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
+/// A VFIO device opened through its iommufd cdev and attached to a fresh
+/// IOAS.
+pub struct CdevDevice {
+    /// The device fd (`/dev/vfio/devices/vfioN`).
+    pub device: File,
+    /// The iommufd (`/dev/iommu`) the device is bound to.
+    pub iommufd: File,
+    /// The device id iommufd returned from the bind.
+    pub devid: u32,
+    /// The IOAS the device is attached to.
+    pub ioas: u32,
+}
+
+impl CdevDevice {
+    /// Opens `cdev`, binds it to a new iommufd and attaches it to a new IOAS.
+    pub fn open(cdev: impl AsRef<Path>) -> Result<Self, String> {
+        let cdev = cdev.as_ref();
+        let device = open_rw(cdev).map_err(|e| format!("open {}: {e}", cdev.display()))?;
+        let iommufd = open_rw("/dev/iommu").map_err(|e| format!("open /dev/iommu: {e}"))?;
+        let mut bind = BindIommufd {
+            argsz: 16, // up to out_devid: no token
+            iommufd: iommufd.as_raw_fd(),
+            ..Default::default()
+        };
+        ioctl(&device, VFIO_DEVICE_BIND_IOMMUFD, &mut bind)
+            .map_err(|e| format!("VFIO_DEVICE_BIND_IOMMUFD: {e}"))?;
+        let mut alloc = IoasAlloc {
+            size: argsz::<IoasAlloc>(),
+            ..Default::default()
+        };
+        ioctl(&iommufd, IOMMU_IOAS_ALLOC, &mut alloc)
+            .map_err(|e| format!("IOMMU_IOAS_ALLOC: {e}"))?;
+        let mut attach = AttachIommufdPt {
+            argsz: 12, // up to pt_id: no PASID
+            pt_id: alloc.out_ioas_id,
+            ..Default::default()
+        };
+        ioctl(&device, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &mut attach).map_err(|e| {
+            format!(
+                "VFIO_DEVICE_ATTACH_IOMMUFD_PT(ioas {}): {e}",
+                alloc.out_ioas_id
+            )
+        })?;
+        Ok(CdevDevice {
+            device,
+            iommufd,
+            devid: bind.out_devid,
+            ioas: alloc.out_ioas_id,
+        })
+    }
+
+    /// `VFIO_DEVICE_GET_INFO`.
+    pub fn info(&self) -> Result<DeviceInfo, String> {
+        let mut info = DeviceInfo {
+            argsz: argsz::<DeviceInfo>(),
+            ..Default::default()
+        };
+        ioctl(&self.device, VFIO_DEVICE_GET_INFO, &mut info)
+            .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
+        Ok(info)
+    }
+
+    /// `VFIO_DEVICE_GET_REGION_INFO` for region `index`.
+    pub fn region(&self, index: u32) -> Result<RegionInfo, String> {
+        let mut info = RegionInfo {
+            argsz: argsz::<RegionInfo>(),
+            index,
+            ..Default::default()
+        };
+        ioctl(&self.device, VFIO_DEVICE_GET_REGION_INFO, &mut info)
+            .map_err(|e| format!("VFIO_DEVICE_GET_REGION_INFO({index}): {e}"))?;
+        Ok(info)
+    }
+
+    /// Reads a little-endian u32 at `offset` of region `index`.
+    pub fn read_u32(&self, index: u32, offset: u64) -> Result<u32, String> {
+        let region = self.region(index)?;
+        let mut buf = [0u8; 4];
+        self.device
+            .read_exact_at(&mut buf, region.offset + offset)
+            .map_err(|e| format!("read region {index} at {offset:#x}: {e}"))?;
+        Ok(u32::from_le_bytes(buf))
+    }
+}

@@ -1,0 +1,38 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+#   vm.sh KDIR SCRIPT [ARGS...]
+#
+# Boot KDIR's kernel under QEMU (TCG) with an emulated Intel IOMMU in
+# scalable mode, through virtme-ng: the guest's root is the host's root file
+# system, read-only, so the project's modules, test binaries and QEMU are
+# reachable inside at the same paths. $OUT_DIR is shared read-write. SCRIPT
+# runs as root inside the guest; its exit code is the VM's.
+#
+# The kernel console and SCRIPT's output go to stdout and to
+# $OUT_DIR/console.log. A VM that does not power off within VM_TIMEOUT
+# seconds (default 900) is killed and counts as a failure (exit 124).
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+kdir=$1; shift
+VM_TIMEOUT=${VM_TIMEOUT:-900}
+IOMMU="-device intel-iommu,intremap=on,x-scalable-mode=on,x-pasid-mode=on"
+QEMU_OPTS="-machine q35,kernel-irqchip=split -accel tcg -cpu max $IOMMU ${VM_QEMU_EXTRA:-}"
+[ -x "$CACHE_DIR/venv/bin/vng" ] || die "virtme-ng is not installed; run qemu-test/setup.sh"
+
+say "booting $(basename "$kdir") in QEMU/TCG with intel-iommu (scalable mode); timeout ${VM_TIMEOUT}s; console: $OUT_DIR/console.log"
+start=$SECONDS
+# --disable-microvm: the IOMMU needs q35. No --rw: the guest must never
+# write the host's files; only $OUT_DIR is writable.
+(cd "$TOP_DIR" && PATH="$CACHE_DIR/venv/bin:$PATH" timeout -k 10 "$VM_TIMEOUT" \
+	vng --run "$kdir" --disable-kvm --disable-microvm --cpus 2 --memory 2G \
+	--verbose --qemu-opts="$QEMU_OPTS" --append "intel_iommu=on,sm_on panic=-1" \
+	--rwdir "$OUT_DIR" --exec "$*") 2>&1 | tee "$OUT_DIR/console.log"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	say "VM killed after ${VM_TIMEOUT}s: it hung (console: $OUT_DIR/console.log)"
+	exit 124
+fi
+say "VM exited with $rc after $((SECONDS - start)) s"
+exit "$rc"

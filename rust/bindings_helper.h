@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Headers whose bindings the project generates itself because the kernel
+ * crate of the target kernel has none. See the allowlists in ../Kbuild.
+ */
+#include <linux/vfio.h>
+#include <linux/mdev.h>
+#include <linux/iommufd.h>
+#include <linux/eventfd.h>
+#include <vdcm_pf.h>

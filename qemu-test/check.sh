@@ -41,6 +41,7 @@ kernel_rustfmt() {
 userspace_rustfmt() {
 	cd "$QT_DIR/userspace" && cargo fmt --check
 }
+host_point harness_judge_selftest python3 "$QT_DIR/tap_test.py"
 host_point build_no_warnings no_build_warnings
 host_point rustfmt_kernel_code kernel_rustfmt
 host_point rustfmt_userspace userspace_rustfmt

@@ -8,13 +8,19 @@ Reads OUT_DIR/host-points.txt and OUT_DIR/guest-points.txt ("ok - NAME" /
 "not ok - NAME" lines with "# " diagnostics), OUT_DIR/kunit/*.ktap (one
 KUnit suite each, as KUnit's debugfs "results" file has it) and the
 console/dmesg logs. Writes OUT_DIR/results.tap: KUnit suites are nested
-subtests, every other test is a top-level point; two points are added by
-this script: vm_completed (the guest script reached its end) and
-console_clean (no kernel splat in the logs).
+subtests, every other test is a top-level point; three points are added by
+this script: tests_ran (the guest reported points and KUnit suites),
+vm_completed (the guest script reached its end) and console_clean (no
+kernel splat in the logs).
 
 Prints the failures, then "N passed, M failed" as its last line, counting
 leaf tests (KUnit cases and top-level points). Exits non-zero if anything
 failed or nothing ran.
+
+    tap.py --scan LOG...
+
+Only scans the logs for kernel splats; prints them and exits non-zero if
+there are any.
 """
 
 import re
@@ -105,28 +111,34 @@ def read_kunit(stream, path):
         stream.count(False, f"kunit_{suite}", "", diag)
 
 
-def scan_logs(out):
+def scan_logs(paths):
     hits = []
-    for name in ("console.log", "dmesg.log"):
-        path = out / name
+    for path in paths:
         if path.exists():
             for line in path.read_text(errors="replace").splitlines():
                 if SPLATS.search(line):
-                    hits.append(f"# {name}: {line.strip()[:200]}")
+                    hits.append(f"# {path.name}: {line.strip()[:200]}")
     return hits
 
 
 def main():
+    if sys.argv[1] == "--scan":
+        hits = scan_logs([Path(p) for p in sys.argv[2:]])
+        print("\n".join(hits) if hits else "no kernel splat in " + " ".join(sys.argv[2:]))
+        return 1 if hits else 0
     out = Path(sys.argv[1])
     s = Stream()
     read_points(s, out / "host-points.txt")
-    read_points(s, out / "guest-points.txt")
-    for ktap in sorted((out / "kunit").glob("*.ktap")) if (out / "kunit").is_dir() else []:
+    guest = read_points(s, out / "guest-points.txt")
+    suites = sorted((out / "kunit").glob("*.ktap")) if (out / "kunit").is_dir() else []
+    for ktap in suites:
         read_kunit(s, ktap)
+    s.point(guest > 0 and len(suites) > 0, "tests_ran",
+            [f"# {guest} guest points, {len(suites)} KUnit suites; both must be > 0"])
     done = (out / "guest-done").exists()
     s.point(done, "vm_completed",
             [] if done else ["# the guest script did not finish: see console.log"])
-    hits = scan_logs(out)
+    hits = scan_logs([out / "console.log", out / "dmesg.log"])
     s.point(not hits, "console_clean", hits[:50])
 
     tap = ["TAP version 14", f"1..{s.points}"] + s.lines

@@ -61,7 +61,7 @@ point mtty_module_load modprobe mtty
 point vdcm_module_load insmod_with_kunit "$VDCM_KO"
 point vdcm_kunit_suites_registered vdcm_has_kunit
 point vdcm_sim_module_load insmod_with_kunit "$SIM_KO"
-show_load_lines
+show_load_lines '[guest]'
 
 for bin in vfio_stack; do
 	echo "[guest] running $bin"

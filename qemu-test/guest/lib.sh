@@ -11,9 +11,10 @@ mount_debugfs() {
 	[ -d "$DEBUGFS/kunit" ] || mount -t debugfs none "$DEBUGFS"
 }
 
-# The module load lines the VDCM and the PF print, from the kernel log.
+# show_load_lines TAG: the lines the VDCM and the PF printed to the kernel
+# log, each prefixed with TAG.
 show_load_lines() {
-	dmesg | grep -E '(vdcm|vdcm_sim): ' | sed 's/^/    dmesg: /'
+	dmesg | grep -E '(vdcm|vdcm_sim): ' | sed "s/^/$1 dmesg: /"
 }
 
 # kmemleak_report FILE: scan twice (the documented way to drop transient

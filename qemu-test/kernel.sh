@@ -75,7 +75,7 @@ if [ ! -f "$KDIR/.vdcm-extracted" ]; then
 		# Download only: the package is never installed.
 		run_step kernel-download sh -c "cd '$srcdir' && apt-get download '$SRC_PKG=$SRC_VER'"
 	fi
-	rm -rf "$KDIR" "$KDIR.deb"
+	rm -rf "$KDIR"
 	mkdir -p "$KDIR"
 	run_step kernel-extract sh -c "dpkg-deb --fsys-tarfile '$deb' | tar -xO --wildcards './usr/src/$SRC_PKG.tar.*' | tar -xJ -C '$KDIR' --strip-components=1"
 	touch "$KDIR/.vdcm-extracted"
@@ -100,4 +100,11 @@ start=$SECONDS
 run_step kernel-build make ARCH=x86_64 -j"$jobs" bzImage modules
 echo "$SRC_PKG $SRC_VER config=$cfg_hash$suffix built in $((SECONDS - start)) s on $(nproc) cores" >"$KDIR/.vdcm-built"
 say "kernel: built in $((SECONDS - start)) s"
+
+# Each tree is ~2.5 GB: keep this one and the previous one of the same
+# variant (switching between two configs stays cheap), drop older ones.
+for old in $(ls -dt "$CACHE_DIR"/kernel/linux-* | grep -E -- "-[0-9a-f]{12}$suffix\$" | tail -n +3); do
+	say "kernel: removing old cached tree $old"
+	rm -rf "$old"
+done
 echo "$KDIR"

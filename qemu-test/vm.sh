@@ -28,7 +28,7 @@ start=$SECONDS
 (cd "$TOP_DIR" && PATH="$CACHE_DIR/venv/bin:$PATH" timeout -k 10 "$VM_TIMEOUT" \
 	vng --run "$kdir" --disable-kvm --disable-microvm --cpus 2 --memory 2G \
 	--verbose --qemu-opts="$QEMU_OPTS" --append "intel_iommu=on,sm_on panic=-1" \
-	--rwdir "$OUT_DIR" --exec "$*") 2>&1 | tee "$OUT_DIR/console.log"
+	--rwdir "$OUT_DIR" --exec "$(printf '%q ' "$@")") 2>&1 | tee "$OUT_DIR/console.log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 	say "VM killed after ${VM_TIMEOUT}s: it hung (console: $OUT_DIR/console.log)"

@@ -5,8 +5,8 @@
 //! `rust/bindings_helper.h` lists the headers; the allowlists in `Kbuild`
 //! keep the output to the VFIO, mdev, iommufd, eventfd and PF-contract
 //! items. Types the kernel crate already binds are blocklisted there and
-//! come from `kernel::bindings` through the glob import below, so every C
-//! type has exactly one Rust definition.
+//! come from `kernel::bindings` through the glob re-export below, so every C
+//! type has exactly one Rust definition and `bindings::` names both sets.
 //!
 //! Nothing outside `rust/` uses these directly. The lint allowances are the
 //! ones the kernel crate grants its own generated bindings, and apply to this
@@ -31,7 +31,7 @@
 )]
 
 #[allow(unused_imports)]
-use kernel::bindings::*;
+pub use kernel::bindings::*;
 #[allow(unused_imports)]
 use kernel::ffi;
 

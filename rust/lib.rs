@@ -10,5 +10,15 @@
 //! Modules talk to each other only through C ABI (see `pf`).
 
 pub mod bindings;
+pub mod class;
+pub mod mdev;
 pub mod pf;
 pub mod vfio;
+
+/// The raw `struct device` behind a [`kernel::device::Device`].
+///
+/// The kernel crate keeps its own accessor private to itself; the cast is
+/// valid because `Device` is a transparent wrapper of `struct device`.
+pub fn raw_device(dev: &kernel::device::Device) -> *mut kernel::bindings::device {
+    core::ptr::from_ref(dev).cast_mut().cast()
+}

@@ -1,12 +1,622 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! VFIO: the user-space device API the VDCM's virtual devices are exposed
-//! through.
+//! Emulated VFIO devices.
 //!
-//! C header: [`include/uapi/linux/vfio.h`](srctree/include/uapi/linux/vfio.h)
+//! A driver embeds its state in a [`Device`], whose first field is the C
+//! `struct vfio_device`. The VFIO core allocates the whole object and owns
+//! its lifetime: a [`Device`] is reference counted ([`ARef`]), and the
+//! driver's data is dropped from the core's `release` callback once the last
+//! reference is gone. [`Registration`] makes the device visible to user
+//! space (the iommufd cdev and, with `CONFIG_VFIO_GROUP`, the legacy group)
+//! and unregisters it on drop, waiting for every user to close it.
+//!
+//! The device is an *emulated IOMMU* device: it has no IOMMU of its own;
+//! iommufd gives it an access object to the user's I/O address space, used
+//! through DMA read/write and page pinning.
+//!
+//! C headers: [`include/linux/vfio.h`](srctree/include/linux/vfio.h),
+//! [`include/uapi/linux/vfio.h`](srctree/include/uapi/linux/vfio.h).
+
+use core::marker::PhantomData;
+use core::ops::Deref;
+use core::ptr::addr_of_mut;
+use core::ptr::NonNull;
+
+use kernel::device;
+use kernel::error::from_err_ptr;
+use kernel::error::to_result;
+use kernel::error::VTABLE_DEFAULT_ERROR;
+use kernel::ffi;
+use kernel::prelude::*;
+use kernel::sync::aref::ARef;
+use kernel::sync::aref::AlwaysRefCounted;
+use kernel::types::Opaque;
+use kernel::uaccess::UserPtr;
+use kernel::uaccess::UserSlice;
+use kernel::uaccess::UserSliceReader;
+use kernel::uaccess::UserSliceWriter;
 
 use super::bindings;
 
 /// The VFIO API version the running kernel's headers define, as returned by
 /// `VFIO_GET_API_VERSION`.
 pub const API_VERSION: u32 = bindings::VFIO_API_VERSION;
+
+/// The operations of an emulated VFIO device.
+///
+/// Every callback receives the [`Device`] it was called for; the driver's
+/// own state is reached through it (it dereferences to `Self`). Callbacks
+/// that are not implemented are left out of the C ops table, so the VFIO
+/// core answers them with its defaults (e.g. `-EINVAL` for read/write).
+#[vtable]
+pub trait Driver: Sized + Send + Sync {
+    /// Name of the ops table, shown in debugging output.
+    const NAME: &'static CStr;
+
+    /// Called when the first user opens the device (`open_device`).
+    fn open(_dev: &Device<Self>) -> Result {
+        Ok(())
+    }
+
+    /// Called when the last user closes the device (`close_device`).
+    fn close(_dev: &Device<Self>) {}
+
+    /// Reads region data at the device-defined `offset` into `out`.
+    ///
+    /// Returns the number of bytes written to `out`.
+    fn read(_dev: &Device<Self>, _out: &mut UserSliceWriter, _offset: u64) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Writes region data from `input` at the device-defined `offset`.
+    ///
+    /// Returns the number of bytes consumed from `input`.
+    fn write(_dev: &Device<Self>, _input: &mut UserSliceReader, _offset: u64) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Describes region `index` for `VFIO_DEVICE_GET_REGION_INFO`, which
+    /// the VFIO core handles (argument copying, `argsz`, the capability
+    /// chain's placement); capabilities are added through `caps`.
+    fn region_info(
+        _dev: &Device<Self>,
+        _index: u32,
+        _caps: &mut RegionCaps<'_>,
+    ) -> Result<RegionInfo> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles a device ioctl; `arg` is the user's argument (usually a
+    /// pointer, see [`Ioctl::user_slice`]). `VFIO_DEVICE_GET_REGION_INFO`
+    /// and `VFIO_DEVICE_FEATURE` never arrive here: the core handles them.
+    fn ioctl(_dev: &Device<Self>, _ioctl: Ioctl) -> Result<isize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Asks the user to release the device: called, with a growing
+    /// `count`, while unregistration waits for the device to be closed.
+    fn request(_dev: &Device<Self>, _count: u32) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The user unmapped `[iova, iova + length)` from the I/O address space
+    /// the device is attached to: stop using it and release every pin in it
+    /// before returning.
+    fn dma_unmap(_dev: &Device<Self>, _iova: u64, _length: u64) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// An ioctl on a VFIO device: its command and the user's argument.
+#[derive(Clone, Copy, Debug)]
+pub struct Ioctl {
+    /// The ioctl command number.
+    pub cmd: u32,
+    /// The user's argument, as passed to `ioctl(2)`.
+    pub arg: usize,
+}
+
+impl Ioctl {
+    /// The user memory at `arg`, `len` bytes long, for reading and writing.
+    ///
+    /// Nothing is accessed until the returned slice's readers or writers are
+    /// used; every access is checked by the kernel's user-copy routines.
+    pub fn user_slice(&self, len: usize) -> UserSlice {
+        UserSlice::new(UserPtr::from_addr(self.arg), len)
+    }
+
+    /// Reads the fixed part (`N` bytes) of an `argsz`-prefixed VFIO ioctl
+    /// argument; fails with `EINVAL` if the user's `argsz` is below `N`.
+    fn read_fixed<const N: usize>(&self) -> Result<[u8; N]> {
+        let mut buf = [0u8; N];
+        self.user_slice(N).reader().read_slice(&mut buf)?;
+        if (le_u32(&buf, 0) as usize) < N {
+            return Err(EINVAL);
+        }
+        Ok(buf)
+    }
+
+    /// Answers `VFIO_DEVICE_GET_INFO` with `info`.
+    pub fn reply_device_info(&self, info: DeviceInfo) -> Result<isize> {
+        // Up to and including `num_irqs`; `cap_offset` is only valid with
+        // VFIO_DEVICE_FLAGS_CAPS, which this helper never sets.
+        let mut buf = self.read_fixed::<16>()?;
+        put_u32(&mut buf, 4, info.flags);
+        put_u32(&mut buf, 8, info.num_regions);
+        put_u32(&mut buf, 12, info.num_irqs);
+        self.user_slice(16).writer().write_slice(&buf)?;
+        Ok(0)
+    }
+}
+
+fn le_u32(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// What a device reports for `VFIO_DEVICE_GET_INFO`.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceInfo {
+    /// `VFIO_DEVICE_FLAGS_*`.
+    pub flags: u32,
+    /// Number of regions (for vfio-pci devices, `VFIO_PCI_NUM_REGIONS`).
+    pub num_regions: u32,
+    /// Number of IRQ indexes (for vfio-pci devices, `VFIO_PCI_NUM_IRQS`).
+    pub num_irqs: u32,
+}
+
+/// What a device reports for one region in `VFIO_DEVICE_GET_REGION_INFO`
+/// (see [`Driver::region_info`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RegionInfo {
+    /// `VFIO_REGION_INFO_FLAG_*` (read, write, mmap).
+    pub flags: u32,
+    /// Size of the region in bytes; 0 for an absent region.
+    pub size: u64,
+    /// Offset of the region in the device fd's file offsets.
+    pub offset: u64,
+}
+
+/// The capability chain of a `VFIO_DEVICE_GET_REGION_INFO` answer.
+///
+/// # Invariants
+///
+/// `raw` is the core's `struct vfio_info_cap` for the request being
+/// answered, valid for `'a`.
+pub struct RegionCaps<'a> {
+    raw: *mut bindings::vfio_info_cap,
+    _p: PhantomData<&'a mut bindings::vfio_info_cap>,
+}
+
+impl RegionCaps<'_> {
+    /// Appends one capability: `cap` is its complete encoding, starting with
+    /// a `struct vfio_info_cap_header` (id, version; `next` is set by the
+    /// core) and padded to 8 bytes.
+    pub fn add(&mut self, cap: &[u8]) -> Result {
+        const HEADER: usize = core::mem::size_of::<bindings::vfio_info_cap_header>();
+        if cap.len() < HEADER || cap.len() % 8 != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `raw` is valid (type invariant); `vfio_info_add_capability`
+        // only reads `cap.len()` bytes from `cap` (header included), which
+        // is long enough per the check above, and copies them.
+        to_result(unsafe {
+            bindings::vfio_info_add_capability(self.raw, cap.as_ptr().cast_mut().cast(), cap.len())
+        })
+    }
+}
+
+/// `VFIO_DEVICE_GET_INFO`.
+pub const DEVICE_GET_INFO: u32 = vfio_io(7);
+/// `VFIO_DEVICE_GET_IRQ_INFO`.
+pub const DEVICE_GET_IRQ_INFO: u32 = vfio_io(9);
+/// `VFIO_DEVICE_SET_IRQS`.
+pub const DEVICE_SET_IRQS: u32 = vfio_io(10);
+/// `VFIO_DEVICE_RESET`.
+pub const DEVICE_RESET: u32 = vfio_io(11);
+
+/// `_IO(VFIO_TYPE, VFIO_BASE + nr)`: bindgen cannot evaluate the macro.
+const fn vfio_io(nr: u32) -> u32 {
+    ((bindings::VFIO_TYPE as u32) << 8) | (bindings::VFIO_BASE + nr)
+}
+
+/// An emulated VFIO device carrying the driver's state `T`.
+///
+/// # Invariants
+///
+/// - `vdev` was allocated and initialised by `_vfio_alloc_device` with the
+///   size of `Self`, and `vdev.ops` points to `DeviceVTable::<T>::OPS`
+///   (whose `release` drops `data`).
+/// - `data` is initialised and pinned for the whole life of the object.
+/// - The object is only reached through references counted by the embedded
+///   `struct device` (`vdev.device`).
+#[repr(C)]
+#[pin_data]
+pub struct Device<T: Driver> {
+    vdev: Opaque<bindings::vfio_device>,
+    #[pin]
+    data: T,
+}
+
+// SAFETY: The VFIO core may call into the device from any thread, and `T`
+// is `Send + Sync`; the C object is only mutated by the core under its own
+// locks.
+unsafe impl<T: Driver> Send for Device<T> {}
+// SAFETY: See `Send`.
+unsafe impl<T: Driver> Sync for Device<T> {}
+
+impl<T: Driver> Device<T> {
+    /// The raw `struct vfio_device`.
+    pub fn as_raw(&self) -> *mut bindings::vfio_device {
+        self.vdev.get()
+    }
+
+    /// The parent device given to [`Device::new`].
+    pub fn parent(&self) -> &device::Device {
+        // SAFETY: `vdev.dev` was set to a valid device by
+        // `_vfio_alloc_device`; the VFIO device holds a reference to it
+        // (its embedded device's parent) for as long as `self` lives.
+        unsafe { device::Device::from_raw((*self.as_raw()).dev) }
+    }
+
+    /// Recovers the device from its `struct vfio_device`.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be the `vdev` field of a live `Device<T>`, and the
+    /// returned reference must not outlive it.
+    unsafe fn from_raw<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
+        // SAFETY: `vdev` is the first field of a `#[repr(C)]` `Device<T>`,
+        // so the pointers are equal; liveness is the caller's promise.
+        unsafe { &*vdev.cast::<Self>() }
+    }
+}
+
+impl<T: Driver> Deref for Device<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.data
+    }
+}
+
+// SAFETY: The reference count is the one of the embedded `struct device`
+// (`vdev.device`), which keeps the allocation alive; `put_device` on the last
+// reference calls the VFIO core's release, which frees the object.
+unsafe impl<T: Driver> AlwaysRefCounted for Device<T> {
+    fn inc_ref(&self) {
+        // SAFETY: a shared reference proves the count is non-zero.
+        unsafe { bindings::get_device(addr_of_mut!((*self.as_raw()).device)) };
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        let raw = obj.as_ptr().cast::<bindings::vfio_device>();
+        // SAFETY: the caller owns one reference to a live device.
+        unsafe { bindings::put_device(addr_of_mut!((*raw).device)) };
+    }
+}
+
+/// A newly allocated [`Device`] that has not been registered yet.
+///
+/// Registration consumes it, so a device is registered at most once.
+///
+/// # Invariants
+///
+/// The device has never been registered with the VFIO core.
+pub struct UnregisteredDevice<T: Driver>(ARef<Device<T>>);
+
+impl<T: Driver> UnregisteredDevice<T> {
+    /// Allocates a device whose parent is `parent` and initialises its data
+    /// with `data`. The device is not visible to user space until it is
+    /// registered with [`Registration::new`].
+    pub fn new(parent: &device::Device, data: impl PinInit<T, Error>) -> Result<Self> {
+        // `_vfio_alloc_device` uses `kvzalloc`, which aligns to at least 8
+        // bytes.
+        const { assert!(core::mem::align_of::<Device<T>>() <= 8) };
+        // While `data` is not initialised, the device must not drop it:
+        // allocate with an ops table without `release` and install the
+        // real one after `data` is initialised.
+        let alloc_ops = const { &DeviceVTable::<T>::ALLOC_OPS };
+        // SAFETY: `parent` is a valid device by its type invariant; the size
+        // covers `Device<T>`, whose first field is the `struct vfio_device`;
+        // `alloc_ops` is a static table.
+        let raw = unsafe {
+            bindings::_vfio_alloc_device(
+                core::mem::size_of::<Device<T>>(),
+                super::raw_device(parent),
+                alloc_ops,
+            )
+        };
+        let raw = from_err_ptr(raw)?;
+        let this = raw.cast::<Device<T>>();
+        // SAFETY: `raw` points to a live allocation of `size_of::<Device<T>>()`
+        // bytes; `data` is a field inside it.
+        let data_slot = unsafe { addr_of_mut!((*this).data) };
+        // SAFETY: `data_slot` is valid for writes, not initialised yet, and
+        // will not move: the allocation is only freed by the VFIO core.
+        if let Err(e) = unsafe { data.__pinned_init(data_slot) } {
+            // SAFETY: the allocation holds one reference, ours; with
+            // `alloc_ops` the core's release does not touch `data`.
+            unsafe { bindings::put_device(addr_of_mut!((*raw).device)) };
+            return Err(e);
+        }
+        // SAFETY: the device is not registered yet, so nothing else reads
+        // `ops`; the table is static.
+        unsafe { (*raw).ops = const { &DeviceVTable::<T>::OPS } };
+        // SAFETY: `this` is valid, carries one reference that we hand over
+        // to the `ARef`, and satisfies the type invariants from here on.
+        let dev = unsafe { ARef::from_raw(NonNull::new_unchecked(this)) };
+        // INVARIANT: just allocated, never registered.
+        Ok(UnregisteredDevice(dev))
+    }
+}
+
+impl<T: Driver> Deref for UnregisteredDevice<T> {
+    type Target = Device<T>;
+
+    fn deref(&self) -> &Device<T> {
+        &self.0
+    }
+}
+
+/// A [`Device`] registered with the VFIO core, visible to user space.
+///
+/// Dropping it unregisters the device, which waits until every user has
+/// closed it (the core calls [`Driver::request`] meanwhile).
+///
+/// # Invariants
+///
+/// `dev` is registered with `vfio_register_emulated_iommu_dev`.
+pub struct Registration<T: Driver> {
+    dev: ARef<Device<T>>,
+}
+
+impl<T: Driver> Registration<T> {
+    /// Registers `dev` as an emulated-IOMMU VFIO device.
+    pub fn new(dev: UnregisteredDevice<T>) -> Result<Self> {
+        let UnregisteredDevice(dev) = dev;
+        // SAFETY: `dev` is fully initialised and, by the invariant of
+        // `UnregisteredDevice`, not registered.
+        to_result(unsafe { bindings::vfio_register_emulated_iommu_dev(dev.as_raw()) })?;
+        // INVARIANT: just registered.
+        Ok(Self { dev })
+    }
+
+    /// The registered device.
+    pub fn device(&self) -> &ARef<Device<T>> {
+        &self.dev
+    }
+}
+
+impl<T: Driver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered, by the type invariant; this may sleep until
+        // the users are gone, which `Drop` of a registration allows.
+        unsafe { bindings::vfio_unregister_group_dev(self.dev.as_raw()) };
+    }
+}
+
+/// The C ops table for a [`Driver`] and its trampolines.
+struct DeviceVTable<T: Driver>(PhantomData<T>);
+
+impl<T: Driver> DeviceVTable<T> {
+    const OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        name: kernel::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
+        release: Some(Self::release),
+        bind_iommufd: Some(bindings::vfio_iommufd_emulated_bind),
+        unbind_iommufd: Some(bindings::vfio_iommufd_emulated_unbind),
+        attach_ioas: Some(bindings::vfio_iommufd_emulated_attach_ioas),
+        detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
+        open_device: Some(Self::open_device),
+        close_device: Some(Self::close_device),
+        read: if T::HAS_READ { Some(Self::read) } else { None },
+        write: if T::HAS_WRITE {
+            Some(Self::write)
+        } else {
+            None
+        },
+        ioctl: if T::HAS_IOCTL {
+            Some(Self::ioctl)
+        } else {
+            None
+        },
+        get_region_info_caps: if T::HAS_REGION_INFO {
+            Some(Self::get_region_info_caps)
+        } else {
+            None
+        },
+        request: if T::HAS_REQUEST {
+            Some(Self::request)
+        } else {
+            None
+        },
+        dma_unmap: if T::HAS_DMA_UNMAP {
+            Some(Self::dma_unmap)
+        } else {
+            None
+        },
+        // SAFETY: an all-zero `vfio_device_ops` is valid: every other member
+        // is an optional function pointer.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// [`Self::OPS`] without `release`, used until the data is initialised.
+    const ALLOC_OPS: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        release: None,
+        ..Self::OPS
+    };
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core once, after the last reference is gone.
+    unsafe extern "C" fn release(vdev: *mut bindings::vfio_device) {
+        let this = vdev.cast::<Device<T>>();
+        // SAFETY: `OPS` (with this callback) is only installed once `data`
+        // is initialised, and nothing uses the device any more; the core
+        // frees the memory after we return.
+        unsafe { core::ptr::drop_in_place(addr_of_mut!((*this).data)) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device.
+    unsafe extern "C" fn open_device(vdev: *mut bindings::vfio_device) -> ffi::c_int {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        match T::open(dev) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device.
+    unsafe extern "C" fn close_device(vdev: *mut bindings::vfio_device) {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        T::close(unsafe { Device::<T>::from_raw(vdev) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device, a user buffer of
+    /// `count` bytes and a valid position pointer.
+    unsafe extern "C" fn read(
+        vdev: *mut bindings::vfio_device,
+        buf: *mut ffi::c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        let mut out = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
+        // SAFETY: `ppos` is valid for reads and writes during the call.
+        let pos = unsafe { &mut *ppos };
+        Self::rw_result(T::read(dev, &mut out, *pos as u64), pos)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device, a user buffer of
+    /// `count` bytes and a valid position pointer.
+    unsafe extern "C" fn write(
+        vdev: *mut bindings::vfio_device,
+        buf: *const ffi::c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        let mut input = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
+        // SAFETY: `ppos` is valid for reads and writes during the call.
+        let pos = unsafe { &mut *ppos };
+        Self::rw_result(T::write(dev, &mut input, *pos as u64), pos)
+    }
+
+    /// Turns a read/write result into the C return value, advancing `pos`.
+    fn rw_result(result: Result<usize>, pos: &mut bindings::loff_t) -> isize {
+        match result {
+            Ok(n) => {
+                // `n` is at most the user's `count`, which fits `isize`.
+                *pos = pos.saturating_add(n as bindings::loff_t);
+                n as isize
+            }
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device.
+    unsafe extern "C" fn ioctl(
+        vdev: *mut bindings::vfio_device,
+        cmd: ffi::c_uint,
+        arg: ffi::c_ulong,
+    ) -> ffi::c_long {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        match T::ioctl(dev, Ioctl { cmd, arg }) {
+            Ok(ret) => ret as ffi::c_long,
+            Err(e) => e.to_errno() as ffi::c_long,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device, the user's region
+    /// info (index filled in) and an empty capability chain.
+    unsafe extern "C" fn get_region_info_caps(
+        vdev: *mut bindings::vfio_device,
+        info: *mut bindings::vfio_region_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> ffi::c_int {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        // SAFETY: `info` is the core's kernel copy, valid during the call.
+        let info = unsafe { &mut *info };
+        let mut caps = RegionCaps {
+            raw: caps,
+            _p: PhantomData,
+        };
+        match T::region_info(dev, info.index, &mut caps) {
+            Ok(r) => {
+                info.flags = r.flags;
+                info.size = r.size;
+                info.offset = r.offset;
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device.
+    unsafe extern "C" fn request(vdev: *mut bindings::vfio_device, count: ffi::c_uint) {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        T::request(unsafe { Device::<T>::from_raw(vdev) }, count);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core (iommufd) with a registered device.
+    unsafe extern "C" fn dma_unmap(vdev: *mut bindings::vfio_device, iova: u64, length: u64) {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        T::dma_unmap(unsafe { Device::<T>::from_raw(vdev) }, iova, length);
+    }
+}
+
+/// The vfio-pci device API: region and IRQ indexes, flags.
+pub mod pci {
+    use super::bindings;
+
+    /// Region index of BAR `n` (0..=5) is `BAR0_REGION_INDEX + n`.
+    pub const BAR0_REGION_INDEX: u32 = bindings::VFIO_PCI_BAR0_REGION_INDEX;
+    /// Region index of the expansion ROM.
+    pub const ROM_REGION_INDEX: u32 = bindings::VFIO_PCI_ROM_REGION_INDEX;
+    /// Region index of the configuration space.
+    pub const CONFIG_REGION_INDEX: u32 = bindings::VFIO_PCI_CONFIG_REGION_INDEX;
+    /// Number of regions of a vfio-pci device.
+    pub const NUM_REGIONS: u32 = bindings::VFIO_PCI_NUM_REGIONS;
+    /// IRQ index of MSI-X.
+    pub const MSIX_IRQ_INDEX: u32 = bindings::VFIO_PCI_MSIX_IRQ_INDEX;
+    /// Number of IRQ indexes of a vfio-pci device.
+    pub const NUM_IRQS: u32 = bindings::VFIO_PCI_NUM_IRQS;
+
+    /// `VFIO_DEVICE_FLAGS_PCI`: the device follows the vfio-pci API.
+    pub const DEVICE_FLAGS_PCI: u32 = bindings::VFIO_DEVICE_FLAGS_PCI;
+    /// `VFIO_DEVICE_FLAGS_RESET`: the device supports `VFIO_DEVICE_RESET`.
+    pub const DEVICE_FLAGS_RESET: u32 = bindings::VFIO_DEVICE_FLAGS_RESET;
+
+    /// `VFIO_REGION_INFO_FLAG_READ`.
+    pub const REGION_FLAG_READ: u32 = bindings::VFIO_REGION_INFO_FLAG_READ;
+    /// `VFIO_REGION_INFO_FLAG_WRITE`.
+    pub const REGION_FLAG_WRITE: u32 = bindings::VFIO_REGION_INFO_FLAG_WRITE;
+    /// `VFIO_REGION_INFO_FLAG_MMAP`.
+    pub const REGION_FLAG_MMAP: u32 = bindings::VFIO_REGION_INFO_FLAG_MMAP;
+}

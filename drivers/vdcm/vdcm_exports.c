@@ -8,3 +8,5 @@
 #include <vdcm_pf.h>
 
 EXPORT_SYMBOL_GPL(vdcm_pf_contract_version);
+EXPORT_SYMBOL_GPL(vdcm_register_pf);
+EXPORT_SYMBOL_GPL(vdcm_unregister_pf);

@@ -5,16 +5,21 @@
 //! The VDCM composes Assignable Device Interfaces (ADIs) out of a SIOV PF's
 //! queue pairs and exposes each composition to user space as a PCI device
 //! through vfio-mdev and iommufd. This file only wires the pieces together:
-//! the BAR0 register file is in `regs`, the safe abstractions over the C
-//! APIs are in the project's `rust/` tree.
+//! PFs and their mdev types are in `host`, the virtual device of an ADI in
+//! `adi`, the BAR0 register file in `regs`; the safe abstractions over the
+//! C APIs are in the project's `rust/` tree.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 #[path = "../../rust/lib.rs"]
 pub mod vdcm_kernel;
 
+pub mod adi;
+pub mod host;
 pub mod regs;
 
+use vdcm_kernel::mdev;
 use vdcm_kernel::pf;
 use vdcm_kernel::vfio;
 
@@ -35,11 +40,15 @@ pub extern "C" fn vdcm_pf_contract_version() -> u32 {
     pf::CONTRACT_VERSION
 }
 
-/// The loaded VDCM.
-struct VdcmModule;
+/// The loaded VDCM: PF drivers can register while it lives.
+struct VdcmModule {
+    _host: pf::HostRegistration<host::Host>,
+}
 
 impl kernel::Module for VdcmModule {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let driver = Arc::pin_init(mdev::DriverRegistration::new(module), GFP_KERNEL)?;
+        let host = pf::HostRegistration::new(Arc::new(host::Host::new(driver), GFP_KERNEL)?)?;
         pr_info!(
             "loaded: PF contract v{}, VFIO API {}, BAR0 {} bytes ({} queue slots, {} MSI-X vectors)\n",
             pf::CONTRACT_VERSION,
@@ -48,7 +57,7 @@ impl kernel::Module for VdcmModule {
             regs::MAX_QUEUES,
             regs::MAX_VECTORS,
         );
-        Ok(VdcmModule)
+        Ok(VdcmModule { _host: host })
     }
 }
 

@@ -3,28 +3,52 @@
 //! A simulated SIOV-capable PF.
 //!
 //! No SIOV hardware exists on the machines this project is tested on, so
-//! this module plays the PF: it registers with the VDCM through the same C
-//! contract (`include/vdcm_pf.h`) a real PF driver would use.
+//! this module plays the PF: it creates `num_pfs` PF devices
+//! (`/sys/class/vdcm_sim/vdcm_simN`) and registers each with the VDCM
+//! through the same C contract (`include/vdcm_pf.h`) a real PF driver
+//! would use.
 
 use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::Arc;
 
 #[path = "../../rust/lib.rs"]
 pub mod vdcm_kernel;
 
+use vdcm_kernel::class;
 use vdcm_kernel::pf;
 
 module! {
-    type: SimPf,
+    type: SimModule,
     name: "vdcm_sim",
     authors: ["The VDCM developers"],
     description: "Simulated SIOV-capable PF for the VDCM",
     license: "GPL",
+    params: {
+        num_pfs: u32 {
+            default: 1,
+            description: "Number of simulated PFs (1..=16)",
+        },
+        num_qps: u32 {
+            default: 64,
+            description: "Queue pairs per simulated PF (1..=4096)",
+        },
+    },
 }
 
-/// The loaded simulated PF.
-struct SimPf;
+/// One simulated PF: its device and its registration with the VDCM.
+struct SimPf {
+    // Dropped first: the VDCM removes the PF's ADIs before the device goes.
+    _registration: Pin<KBox<pf::Registration>>,
+    _dev: class::ClassDevice,
+}
 
-impl kernel::Module for SimPf {
+/// The loaded module: its PFs.
+struct SimModule {
+    _pfs: KVec<SimPf>,
+}
+
+impl kernel::Module for SimModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let loaded = pf::loaded_contract_version();
         if loaded != pf::CONTRACT_VERSION {
@@ -35,12 +59,49 @@ impl kernel::Module for SimPf {
             );
             return Err(EINVAL);
         }
-        pr_info!("loaded: PF contract v{}\n", loaded);
-        Ok(SimPf)
+        let pfs = *module_parameters::num_pfs.value();
+        let qps = *module_parameters::num_qps.value();
+        if !(1..=16).contains(&pfs) || !(1..=4096).contains(&qps) {
+            pr_err!(
+                "num_pfs={} num_qps={}: want 1..=16 PFs of 1..=4096 queue pairs\n",
+                pfs,
+                qps
+            );
+            return Err(EINVAL);
+        }
+        let caps = pf::Caps {
+            num_qps: qps,
+            pasid_bits: 20,
+            doorbell_size: kernel::page::PAGE_SIZE as u32,
+            num_irqs: qps,
+            modes: pf::MODE_DEDICATED,
+        };
+        let class = Arc::new(class::Class::new(c"vdcm_sim")?, GFP_KERNEL)?;
+        let mut list = KVec::with_capacity(pfs as usize, GFP_KERNEL)?;
+        for i in 0..pfs {
+            let name = CString::try_from_fmt(fmt!("vdcm_sim{}", i))?;
+            let dev = class::ClassDevice::new(class.clone(), &name)?;
+            let registration =
+                KBox::pin_init(pf::Registration::new(dev.as_ref(), caps), GFP_KERNEL)?;
+            list.push(
+                SimPf {
+                    _registration: registration,
+                    _dev: dev,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        pr_info!(
+            "loaded: {} PF(s) of {} queue pairs, PF contract v{}\n",
+            pfs,
+            qps,
+            loaded
+        );
+        Ok(SimModule { _pfs: list })
     }
 }
 
-impl Drop for SimPf {
+impl Drop for SimModule {
     fn drop(&mut self) {
         pr_info!("unloaded\n");
     }

@@ -14,7 +14,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-const fn io(nr: u32) -> libc::c_ulong {
+/// `_IO(';', nr)`, the encoding of every VFIO and iommufd ioctl.
+pub const fn io(nr: u32) -> libc::c_ulong {
     ((b';' as u32) << 8 | nr) as libc::c_ulong
 }
 
@@ -30,6 +31,8 @@ pub const VFIO_DEVICE_ATTACH_IOMMUFD_PT: libc::c_ulong = io(VFIO_BASE + 19);
 /// `IOMMU_IOAS_ALLOC`.
 pub const IOMMU_IOAS_ALLOC: libc::c_ulong = io(0x81);
 
+/// `VFIO_DEVICE_FLAGS_RESET`.
+pub const VFIO_DEVICE_FLAGS_RESET: u32 = 1 << 0;
 /// `VFIO_DEVICE_FLAGS_PCI`.
 pub const VFIO_DEVICE_FLAGS_PCI: u32 = 1 << 1;
 /// Number of regions of a vfio-pci device (`VFIO_PCI_NUM_REGIONS`).

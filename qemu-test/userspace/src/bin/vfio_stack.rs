@@ -7,8 +7,8 @@
 //! VFIO ioctls and config reads, and is removed again.
 
 use std::path::Path;
-use std::path::PathBuf;
 
+use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::tap;
 use vdcm_selftests::tap::ensure;
@@ -22,8 +22,7 @@ const ECAP_SMTS: u64 = 1 << 43;
 /// RTADDR_REG "Translation Table Mode" = scalable (DMA_RTADDR_SMT).
 const RTADDR_SMT: u64 = 1 << 10;
 
-/// The mtty type used, and the PCI IDs mtty's config space reports.
-const MTTY_TYPES: &str = "/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-1";
+/// The PCI IDs mtty's config space reports.
 const MTTY_VENDOR_DEVICE: u32 = 0x3253_4348;
 
 fn dmar_scalable_mode() -> Outcome {
@@ -50,17 +49,6 @@ fn dmar_scalable_mode() -> Outcome {
     ensure(rtaddr & RTADDR_SMT != 0, || {
         format!("RTADDR {rtaddr:#x}: root table is not in scalable mode (bit 10 clear)")
     })
-}
-
-/// The cdev of an mdev: /dev/vfio/devices/<name of its vfio-dev entry>.
-fn mdev_cdev(mdev: &Path) -> Result<PathBuf, String> {
-    let dir = mdev.join("vfio-dev");
-    let entry = std::fs::read_dir(&dir)
-        .map_err(|e| format!("read {}: {e}", dir.display()))?
-        .next()
-        .ok_or(format!("{} is empty", dir.display()))?
-        .map_err(|e| e.to_string())?;
-    Ok(Path::new("/dev/vfio/devices").join(entry.file_name()))
 }
 
 fn bind_and_probe(cdev: &Path) -> Outcome {
@@ -95,48 +83,41 @@ fn main() {
     let mut t = Reporter::default();
     t.point("dmar_scalable_mode", dmar_scalable_mode);
 
-    let types = Path::new(MTTY_TYPES);
-    let avail_path = types.join("available_instances");
-    let uuid = sysfs::new_uuid();
-    let before = sysfs::read_u64(&avail_path);
-    let mdev = uuid
-        .as_ref()
-        .map(|u| Path::new("/sys/bus/mdev/devices").join(u));
-
-    let created = t.point("mtty_mdev_create", || {
+    let mtty = MdevType::new("mtty", "mtty-1");
+    let before = mtty.available();
+    let mut created = None;
+    t.point("mtty_mdev_create", || {
         let before = before.clone()?;
-        let uuid = uuid.clone()?;
-        let mdev = mdev.clone()?;
-        ensure(before > 0, || format!("{} is 0", avail_path.display()))?;
-        sysfs::write(types.join("create"), &uuid)?;
-        ensure(mdev.exists(), || {
-            format!("{} missing after create", mdev.display())
+        ensure(before > 0, || {
+            format!("{}: no instance available", mtty.dir().display())
         })?;
-        let after = sysfs::read_u64(&avail_path)?;
+        let mdev = mtty.create()?.map_err(|e| format!("create: {e}"))?;
+        ensure(mdev.exists(), || {
+            format!("{} missing after create", mdev.dir().display())
+        })?;
+        let after = mtty.available()?;
+        created = Some(mdev);
         ensure(after + 1 == before, || {
             format!("available_instances {before} -> {after}, want -1")
         })
     });
 
-    if created {
+    if let Some(mdev) = created {
         t.point("mtty_cdev_bind_iommufd", || {
-            let mdev = mdev.clone()?;
-            let cdev = mdev_cdev(&mdev)?;
+            let cdev = mdev.cdev()?;
             ensure(cdev.exists(), || format!("{} missing", cdev.display()))?;
             bind_and_probe(&cdev)
         });
         t.point("mtty_mdev_remove", || {
-            let mdev = mdev.clone()?;
-            let cdev = mdev_cdev(&mdev)?;
-            sysfs::write(mdev.join("remove"), "1")?;
+            let cdev = mdev.cdev()?;
+            mdev.remove()?;
             ensure(!mdev.exists(), || {
-                format!("{} still there after remove", mdev.display())
+                format!("{} still there after remove", mdev.dir().display())
             })?;
             ensure(!cdev.exists(), || {
                 format!("{} still there after remove", cdev.display())
             })?;
-            let after = sysfs::read_u64(&avail_path)?;
-            let before = before.clone()?;
+            let (after, before) = (mtty.available()?, before.clone()?);
             ensure(after == before, || {
                 format!("available_instances {after} after remove, was {before}")
             })

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VDCM as host of SIOV PFs: what happens when a PF registers, the mdev
+//! types it gets, and the accounting of its queue pairs.
+//!
+//! Each registered PF becomes an mdev parent offering one type per ADI
+//! shape (see [`TYPES`]). Creating an ADI reserves its queue pairs from the
+//! PF's [`QpPool`]; the reservation lives as long as the ADI's VFIO device
+//! and returns the queue pairs when that device is released, so
+//! `available_instances` is exact at every moment.
+
+use core::fmt;
+
+use kernel::prelude::*;
+use kernel::sync::aref::ARef;
+use kernel::sync::atomic::Atomic;
+use kernel::sync::atomic::Relaxed;
+use kernel::sync::Arc;
+
+use crate::adi::Adi;
+use crate::vdcm_kernel::mdev;
+use crate::vdcm_kernel::pf;
+use crate::vdcm_kernel::vfio;
+
+/// An ADI shape offered as an mdev type.
+struct AdiType {
+    info: mdev::TypeInfo,
+    /// Dedicated queue pairs an ADI of this type gets.
+    qps: u32,
+}
+
+/// The mdev types every PF offers, in this order.
+const TYPES: [AdiType; 2] = [
+    AdiType {
+        info: mdev::TypeInfo {
+            sysfs_name: c"1q",
+            pretty_name: c"VDCM ADI, 1 dedicated queue pair",
+        },
+        qps: 1,
+    },
+    AdiType {
+        info: mdev::TypeInfo {
+            sysfs_name: c"4q",
+            pretty_name: c"VDCM ADI, 4 dedicated queue pairs",
+        },
+        qps: 4,
+    },
+];
+
+/// The queue pairs of one PF not given to any ADI yet.
+pub struct QpPool {
+    free: Atomic<u32>,
+}
+
+impl QpPool {
+    /// Takes `n` queue pairs, or fails with `ENOSPC` if fewer are free.
+    fn reserve(self: &Arc<Self>, n: u32) -> Result<QpReservation> {
+        let mut free = self.free.load(Relaxed);
+        loop {
+            let left = free.checked_sub(n).ok_or(ENOSPC)?;
+            match self.free.cmpxchg(free, left, Relaxed) {
+                Ok(_) => {
+                    return Ok(QpReservation {
+                        pool: self.clone(),
+                        n,
+                    })
+                }
+                Err(now) => free = now,
+            }
+        }
+    }
+
+    fn free(&self) -> u32 {
+        self.free.load(Relaxed)
+    }
+}
+
+/// Queue pairs held by one ADI; given back to the pool on drop.
+pub struct QpReservation {
+    pool: Arc<QpPool>,
+    n: u32,
+}
+
+impl QpReservation {
+    /// How many queue pairs are held.
+    pub fn count(&self) -> u32 {
+        self.n
+    }
+}
+
+impl Drop for QpReservation {
+    fn drop(&mut self) {
+        self.pool.free.fetch_add(self.n, Relaxed);
+    }
+}
+
+/// What the VDCM keeps for one registered PF (the mdev parent's data).
+pub struct PfData {
+    pf: pf::Pf,
+    caps: pf::Caps,
+    qps: Arc<QpPool>,
+}
+
+/// The mdev driver of the VDCM's ADIs.
+pub struct Vdcm;
+
+#[vtable]
+impl mdev::Driver for Vdcm {
+    type ParentData = PfData;
+    type DeviceData = KBox<vfio::Registration<Adi>>;
+
+    const NAME: &'static CStr = c"vdcm";
+    const DEVICE_API: &'static CStr = c"vfio-pci";
+
+    fn probe(mdev: &mdev::Device, parent: &PfData, type_index: usize) -> Result<Self::DeviceData> {
+        let ty = TYPES.get(type_index).ok_or(EINVAL)?;
+        let qps = parent.qps.reserve(ty.qps).inspect_err(|_| {
+            dev_err!(
+                parent.pf.device(),
+                "cannot create a {}-QP ADI: only {} of {} queue pairs free\n",
+                ty.qps,
+                parent.qps.free(),
+                parent.caps.num_qps
+            );
+        })?;
+        let dev = vfio::UnregisteredDevice::new(mdev.as_device(), Adi::new(qps))?;
+        let reg = vfio::Registration::new(dev)?;
+        dev_info!(
+            mdev.as_device(),
+            "ADI created with {} queue pair(s)\n",
+            ty.qps
+        );
+        Ok(KBox::new(reg, GFP_KERNEL)?)
+    }
+
+    fn available_instances(parent: &PfData, type_index: usize) -> u32 {
+        TYPES
+            .get(type_index)
+            .map_or(0, |ty| parent.qps.free() / ty.qps)
+    }
+
+    fn description(parent: &PfData, type_index: usize, out: &mut dyn fmt::Write) -> fmt::Result {
+        let ty = TYPES.get(type_index).ok_or(fmt::Error)?;
+        write!(
+            out,
+            "{} dedicated queue pair(s) of {} on this PF, {} free",
+            ty.qps,
+            parent.caps.num_qps,
+            parent.qps.free()
+        )
+    }
+}
+
+/// The VDCM as the host PFs register with.
+pub struct Host {
+    driver: Arc<mdev::DriverRegistration<Vdcm>>,
+}
+
+impl Host {
+    /// A host whose ADIs are driven by `driver`.
+    pub fn new(driver: Arc<mdev::DriverRegistration<Vdcm>>) -> Self {
+        Host { driver }
+    }
+}
+
+impl pf::Host for Host {
+    type PfState = Pin<KBox<mdev::Parent<Vdcm>>>;
+
+    fn pf_added(&self, pf: pf::Pf) -> Result<Self::PfState> {
+        let caps = pf.caps();
+        let dev: ARef<kernel::device::Device> = pf.device().into();
+        if caps.num_qps == 0
+            || !(1..=20).contains(&caps.pasid_bits)
+            || caps.doorbell_size == 0
+            || caps.doorbell_size as usize % kernel::page::PAGE_SIZE != 0
+            || caps.modes & pf::MODE_DEDICATED == 0
+        {
+            dev_err!(
+                dev,
+                "PF capabilities unusable by the VDCM: {:?} (need QPs, 1..20 PASID bits, page-sized doorbells, dedicated mode)\n",
+                caps
+            );
+            return Err(EINVAL);
+        }
+        let types = TYPES.map(|t| t.info);
+        let data = PfData {
+            pf,
+            caps,
+            qps: Arc::new(
+                QpPool {
+                    free: Atomic::new(caps.num_qps),
+                },
+                GFP_KERNEL,
+            )?,
+        };
+        let parent = mdev::Parent::new(&dev, self.driver.clone(), &types, data)?;
+        dev_info!(
+            dev,
+            "SIOV PF registered: {} queue pairs, {}-bit PASIDs, {}-byte doorbells, {} interrupts\n",
+            caps.num_qps,
+            caps.pasid_bits,
+            caps.doorbell_size,
+            caps.num_irqs
+        );
+        Ok(parent)
+    }
+}

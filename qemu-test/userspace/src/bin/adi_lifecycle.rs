@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! ADI life cycle through the VDCM and the simulated PF: the PF's mdev
+//! types and their `available_instances`, creating an ADI, opening it
+//! through the iommufd cdev, the VFIO device and region information it
+//! reports (and the errors it gives for bad requests), exhausting the PF's
+//! queue pairs, and removing ADIs.
+//!
+//! Expects vdcm.ko and vdcm_sim.ko loaded with the defaults (one PF,
+//! `vdcm_sim0`, of 64 queue pairs).
+
+use vdcm_selftests::mdev::Mdev;
+use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::sysfs;
+use vdcm_selftests::tap::ensure;
+use vdcm_selftests::tap::Outcome;
+use vdcm_selftests::tap::Reporter;
+use vdcm_selftests::vfio;
+
+const PF: &str = "vdcm_sim0";
+const PF_QPS: u64 = 64;
+
+fn types() -> (MdevType, MdevType) {
+    (
+        MdevType::new(PF, "vdcm_sim-1q"),
+        MdevType::new(PF, "vdcm_sim-4q"),
+    )
+}
+
+fn expect_available(one: u64, four: u64) -> Outcome {
+    let (t1, t4) = types();
+    let (a1, a4) = (t1.available()?, t4.available()?);
+    ensure(a1 == one && a4 == four, || {
+        format!("available_instances 1q={a1} 4q={a4}, want 1q={one} 4q={four}")
+    })
+}
+
+fn types_listed() -> Outcome {
+    let (t1, t4) = types();
+    for (t, qps) in [(&t1, 1), (&t4, 4)] {
+        let api = sysfs::read(t.dir().join("device_api"))?;
+        ensure(api == "vfio-pci", || {
+            format!("{}: device_api {api:?}", t.dir().display())
+        })?;
+        let name = sysfs::read(t.dir().join("name"))?;
+        ensure(
+            name.contains(&format!("{qps} dedicated queue pair")),
+            || format!("{}: name {name:?}", t.dir().display()),
+        )?;
+        let desc = sysfs::read(t.dir().join("description"))?;
+        ensure(desc.contains(&format!("of {PF_QPS} on this PF")), || {
+            format!("{}: description {desc:?}", t.dir().display())
+        })?;
+    }
+    expect_available(PF_QPS, PF_QPS / 4)
+}
+
+fn device_info(mdev: &Mdev) -> Outcome {
+    let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    let info = dev.info()?;
+    let want = vfio::VFIO_DEVICE_FLAGS_PCI | vfio::VFIO_DEVICE_FLAGS_RESET;
+    ensure(info.flags & want == want, || {
+        format!("GET_INFO flags {:#x}", info.flags)
+    })?;
+    ensure(
+        info.num_regions == vfio::VFIO_PCI_NUM_REGIONS && info.num_irqs == 5,
+        || {
+            format!(
+                "GET_INFO regions {} irqs {}",
+                info.num_regions, info.num_irqs
+            )
+        },
+    )?;
+    let bar0 = dev.region(0)?;
+    ensure(bar0.size == 16384 && bar0.flags & 3 == 3, || {
+        format!("BAR0 {bar0:?}")
+    })?;
+    let cfg = dev.region(vfio::VFIO_PCI_CONFIG_REGION_INDEX)?;
+    ensure(cfg.size == 4096 && cfg.offset != bar0.offset, || {
+        format!("config {cfg:?}")
+    })?;
+    let bar1 = dev.region(1)?;
+    ensure(bar1.size == 0, || {
+        format!("BAR1 should be absent: {bar1:?}")
+    })
+}
+
+fn bad_requests(mdev: &Mdev) -> Outcome {
+    let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    let mut info = vfio::DeviceInfo {
+        argsz: 8,
+        ..Default::default()
+    };
+    let e = vfio::ioctl(&dev.device, vfio::VFIO_DEVICE_GET_INFO, &mut info).err();
+    ensure(
+        e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+        || format!("GET_INFO with argsz 8: {e:?}, want EINVAL"),
+    )?;
+    let e = dev.region(vfio::VFIO_PCI_NUM_REGIONS).err();
+    ensure(
+        e.as_deref().is_some_and(|e| e.contains("Invalid argument")),
+        || format!("GET_REGION_INFO index 9: {e:?}, want EINVAL"),
+    )?;
+    let e = vfio::ioctl(&dev.device, vfio::io(100 + 60), &mut info).err();
+    ensure(
+        e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::ENOTTY),
+        || format!("unknown ioctl: {e:?}, want ENOTTY"),
+    )
+}
+
+fn exhaustion() -> Outcome {
+    let (t1, t4) = types();
+    let mut made = Vec::new();
+    let result = (|| {
+        for i in 0..PF_QPS / 4 {
+            let m = t4.create()?.map_err(|e| format!("4q ADI #{i}: {e}"))?;
+            made.push(m);
+        }
+        expect_available(0, 0)?;
+        let e = t4.create()?.err();
+        ensure(
+            e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::ENOSPC),
+            || format!("create beyond the PF's queue pairs: {e:?}, want ENOSPC"),
+        )?;
+        let e = t1.create()?.err();
+        ensure(
+            e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::ENOSPC),
+            || format!("1q create on a full PF: {e:?}, want ENOSPC"),
+        )
+    })();
+    for m in &made {
+        m.remove()?;
+    }
+    result?;
+    expect_available(PF_QPS, PF_QPS / 4)
+}
+
+fn main() {
+    let mut t = Reporter::default();
+    t.point("adi_types_listed", types_listed);
+    let (t1, _) = types();
+    let mut adi = None;
+    t.point("adi_create", || {
+        let m = t1.create()?.map_err(|e| format!("create: {e}"))?;
+        ensure(m.exists(), || format!("{} missing", m.dir().display()))?;
+        adi = Some(m);
+        expect_available(PF_QPS - 1, (PF_QPS - 1) / 4)
+    });
+    if let Some(m) = adi {
+        t.point("adi_cdev_device_info", || device_info(&m));
+        t.point("adi_bad_ioctls", || bad_requests(&m));
+        t.point("adi_remove", || {
+            let cdev = m.cdev()?;
+            m.remove()?;
+            ensure(!m.exists() && !cdev.exists(), || {
+                "ADI still there after remove".into()
+            })?;
+            expect_available(PF_QPS, PF_QPS / 4)
+        });
+    } else {
+        for p in ["adi_cdev_device_info", "adi_bad_ioctls", "adi_remove"] {
+            t.not_run(p, "adi_create failed");
+        }
+    }
+    t.point("adi_exhaust_queue_pairs", exhaustion);
+    std::process::exit(t.exit_code());
+}

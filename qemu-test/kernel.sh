@@ -16,7 +16,14 @@ set -euo pipefail
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 KASAN=${KASAN:-0}
 fragments=("$QT_DIR/config/vdcm.config")
-[ "$KASAN" = 1 ] && fragments+=("$QT_DIR/config/kasan.config")
+# The default kernel is built with GCC. Rust with KASAN needs a clang-built
+# kernel, so the KASAN variant is built with LLVM 19; the tree records its
+# make arguments in .vdcm-make-args so modules are built the same way.
+make_args=(ARCH=x86_64)
+if [ "$KASAN" = 1 ]; then
+	fragments+=("$QT_DIR/config/kasan.config")
+	make_args+=(LLVM=-19)
+fi
 
 # Options that must be set as asked after olddefconfig; a fragment line that
 # Kconfig silently dropped (unmet dependency) would otherwise go unnoticed.
@@ -83,10 +90,10 @@ fi
 
 cd "$KDIR"
 configure() {
-	make ARCH=x86_64 allnoconfig
+	make "${make_args[@]}" allnoconfig
 	scripts/kconfig/merge_config.sh -m .config "${fragments[@]}"
-	make ARCH=x86_64 olddefconfig
-	make ARCH=x86_64 rustavailable
+	make "${make_args[@]}" olddefconfig
+	make "${make_args[@]}" rustavailable
 }
 run_step kernel-config configure
 for opt in "${required[@]}"; do
@@ -97,7 +104,8 @@ done
 
 jobs=$(($(nproc) + 1))
 start=$SECONDS
-run_step kernel-build make ARCH=x86_64 -j"$jobs" bzImage modules
+run_step kernel-build make "${make_args[@]}" -j"$jobs" bzImage modules
+echo "${make_args[*]}" >"$KDIR/.vdcm-make-args"
 echo "$SRC_PKG $SRC_VER config=$cfg_hash$suffix built in $((SECONDS - start)) s on $(nproc) cores" >"$KDIR/.vdcm-built"
 say "kernel: built in $((SECONDS - start)) s"
 

@@ -123,7 +123,7 @@ impl mdev::Driver for Vdcm {
                 parent.caps.num_qps
             );
         })?;
-        let dev = vfio::UnregisteredDevice::new(mdev.as_device(), Adi::new(qps))?;
+        let dev = vfio::UnregisteredDevice::new(mdev.as_device(), Adi::new(qps)?)?;
         let reg = vfio::Registration::new(dev)?;
         dev_info!(
             mdev.as_device(),

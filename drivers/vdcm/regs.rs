@@ -186,6 +186,479 @@ impl Bar0Access {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Register values and the register file's state.
+
+kernel::bitfield! {
+    /// `DEVCAP`: what the virtual device offers. Read-only.
+    pub(crate) struct DevCap(u64) {
+        /// Queue pairs of this ADI.
+        7:0 num_queues;
+        /// MSI-X vectors of this ADI.
+        17:8 num_vectors;
+        /// log2 of the largest ring, in descriptors.
+        23:20 max_ring_order;
+        /// Register-layout version ([`BAR0_VERSION`]).
+        63:56 version;
+    }
+}
+
+kernel::bitfield! {
+    /// `DEVCTL`: device control.
+    pub(crate) struct DevCtl(u32) {
+        /// The device may process queues. Read-write.
+        0:0 enable;
+        /// Write 1: reset the device (as a function-level reset). Reads 0.
+        1:1 reset;
+    }
+}
+
+kernel::bitfield! {
+    /// `DEVSTS`: device status.
+    pub(crate) struct DevSts(u32) {
+        /// The device is enabled. Read-only.
+        0:0 enabled;
+        /// An error was logged in `ERRLOG`. Write 1 to clear.
+        1:1 error;
+    }
+}
+
+kernel::bitfield! {
+    /// `INTCTL`: interrupt control.
+    pub(crate) struct IntCtl(u32) {
+        /// Signal `error_vector` when an error is logged. Read-write.
+        0:0 error_enable;
+        /// MSI-X vector for errors; values past the ADI's vectors are
+        /// ignored.
+        15:8 error_vector;
+    }
+}
+
+kernel::bitfield! {
+    /// A queue's `CONTROL` register.
+    pub(crate) struct QueueCtl(u32) {
+        /// The queue processes descriptors. Read-write; turning it on asks
+        /// the device model to validate and start the queue.
+        0:0 enable;
+        /// Write 1: finish outstanding descriptors. Reads 0.
+        1:1 drain;
+        /// Write 1: reset the queue. Reads 0.
+        2:2 reset;
+        /// MSI-X vector for completions; values past the ADI's vectors are
+        /// ignored.
+        23:16 vector;
+    }
+}
+
+kernel::bitfield! {
+    /// A queue's `STATUS` register. Set by the device model.
+    pub(crate) struct QueueSts(u32) {
+        /// The queue is running. Read-only.
+        0:0 enabled;
+        /// The queue stopped on an error. Write 1 to clear.
+        1:1 error;
+        /// Why the queue stopped ([`QueueError`]). Read-only.
+        15:8 error_code;
+    }
+}
+
+/// Value of `DEVCAP.version` for the layout in this file.
+pub const BAR0_VERSION: u8 = 1;
+/// log2 of the largest ring the device accepts, in descriptors.
+pub const MAX_RING_ORDER: u32 = 12;
+/// Required alignment of `RING_BASE` (one descriptor).
+pub const RING_ALIGN: u64 = 64;
+
+/// Why a queue stopped, in `STATUS.error_code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum QueueError {
+    /// `RING_SIZE` is not a power of two in 2..=2^[`MAX_RING_ORDER`].
+    BadRingSize = 1,
+    /// The device is not enabled (`DEVCTL.enable`).
+    DeviceDisabled = 2,
+    /// The PF refused to start the queue.
+    PfRefused = 3,
+    /// The ring could not be read (unmapped IOVA).
+    RingFault = 4,
+}
+
+/// The state of a queue, as the device model reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueueState {
+    /// Not processing descriptors.
+    Stopped,
+    /// Processing descriptors.
+    Running,
+    /// Stopped on an error.
+    Failed(QueueError),
+}
+
+/// One queue's registers.
+#[derive(Clone, Copy, Default)]
+struct QueueRegs {
+    ring_base: u64,
+    ring_size: u32,
+    control: u32,
+    status: u32,
+    pasid: u32,
+}
+
+/// One MSI-X table entry.
+#[derive(Clone, Copy)]
+struct MsixEntry {
+    words: [u32; 4],
+}
+
+/// `Vector Control` mask bit (word 3 of an MSI-X entry).
+const MSIX_MASKED: u32 = 1;
+
+impl MsixEntry {
+    /// The reset state: zero address and data, masked.
+    const RESET: MsixEntry = MsixEntry {
+        words: [0, 0, 0, MSIX_MASKED],
+    };
+}
+
+/// What a BAR0 write asks the device model to do; the register file itself
+/// has already been updated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bar0Effect {
+    /// Nothing beyond the register update.
+    None,
+    /// `DEVCTL.enable` changed to the given value.
+    DeviceEnable(bool),
+    /// `DEVCTL.reset` was written: reset the whole device.
+    DeviceReset,
+    /// `CONTROL.enable` of the queue went from 0 to 1.
+    QueueEnable(u16),
+    /// `CONTROL.enable` of the queue went from 1 to 0.
+    QueueDisable(u16),
+    /// `CONTROL.drain` of the queue was written.
+    QueueDrain(u16),
+    /// `CONTROL.reset` of the queue was written.
+    QueueReset(u16),
+    /// The vector was unmasked: deliver it if it is pending.
+    VectorUnmasked(u16),
+}
+
+/// The BAR0 register file of one ADI.
+///
+/// Holds the registers' values and applies the guest's writes with each
+/// register's semantics; the device model acts on the returned
+/// [`Bar0Effect`] and reports back through the `set_*` methods (queue
+/// status, PASID, pending vectors), which the guest cannot write.
+///
+/// # Invariants
+///
+/// `queues.len()` and `msix.len()` are the ADI's queue and vector counts,
+/// at most [`MAX_QUEUES`] and [`MAX_VECTORS`].
+pub struct Bar0 {
+    devcap: DevCap,
+    devctl: u32,
+    devsts: u32,
+    intctl: u32,
+    errlog: u64,
+    queues: KVec<QueueRegs>,
+    msix: KVec<MsixEntry>,
+    pending: [u64; (MAX_VECTORS as usize).div_ceil(64)],
+}
+
+impl Bar0 {
+    /// The register file of an ADI with `queues` queue pairs and `vectors`
+    /// MSI-X vectors, in its reset state.
+    pub fn new(queues: u16, vectors: u16) -> Result<Self> {
+        if queues == 0 || queues > MAX_QUEUES || vectors == 0 || vectors > MAX_VECTORS {
+            return Err(EINVAL);
+        }
+        let devcap = DevCap::zeroed()
+            .try_with_num_queues(u64::from(queues))?
+            .try_with_num_vectors(u64::from(vectors))?
+            .try_with_max_ring_order(u64::from(MAX_RING_ORDER))?
+            .try_with_version(u64::from(BAR0_VERSION))?;
+        Ok(Bar0 {
+            devcap,
+            devctl: 0,
+            devsts: 0,
+            intctl: 0,
+            errlog: 0,
+            queues: KVec::from_elem(QueueRegs::default(), queues.into(), GFP_KERNEL)?,
+            msix: KVec::from_elem(MsixEntry::RESET, vectors.into(), GFP_KERNEL)?,
+            pending: [0; (MAX_VECTORS as usize).div_ceil(64)],
+        })
+    }
+
+    /// Returns every register to its reset value, keeping the host-set
+    /// PASIDs (they belong to the ADI, not to the tenant).
+    pub fn reset(&mut self) {
+        self.devctl = 0;
+        self.devsts = 0;
+        self.intctl = 0;
+        self.errlog = 0;
+        for q in self.queues.iter_mut() {
+            *q = QueueRegs {
+                pasid: q.pasid,
+                ..QueueRegs::default()
+            };
+        }
+        for e in self.msix.iter_mut() {
+            *e = MsixEntry::RESET;
+        }
+        self.pending = [0; (MAX_VECTORS as usize).div_ceil(64)];
+    }
+
+    /// Reads `len` (4 or 8) bytes at the decoded `access`.
+    pub fn read(&self, access: Bar0Access, len: usize) -> u64 {
+        let value = match access.reg {
+            Bar0Reg::DevCap => self.devcap.into_raw(),
+            Bar0Reg::DevCtl => u64::from(self.devctl),
+            Bar0Reg::DevSts => u64::from(self.devsts),
+            Bar0Reg::IntCtl => u64::from(self.intctl),
+            Bar0Reg::ErrLog => self.errlog,
+            Bar0Reg::Queue { index, reg } => match self.queues.get(usize::from(index)) {
+                None => 0,
+                Some(q) => match reg {
+                    QueueReg::RingBase => q.ring_base,
+                    QueueReg::RingSize => u64::from(q.ring_size),
+                    QueueReg::Control => u64::from(q.control),
+                    QueueReg::Status => u64::from(q.status),
+                    QueueReg::Pasid => u64::from(q.pasid),
+                },
+            },
+            Bar0Reg::MsixEntry { vector, word } => self
+                .msix
+                .get(usize::from(vector))
+                .and_then(|e| e.words.get(usize::from(word)))
+                .map_or(0, |&w| u64::from(w)),
+            Bar0Reg::MsixPba { qword } => {
+                // Bits of vectors the ADI does not have read as zero.
+                let bits = self.pending.get(usize::from(qword)).copied().unwrap_or(0);
+                bits & self.vector_mask(qword)
+            }
+            Bar0Reg::Reserved => 0,
+        };
+        let value = value >> (u32::from(access.shift) * 8);
+        if len == 4 {
+            value & 0xffff_ffff
+        } else {
+            value
+        }
+    }
+
+    /// Bits of PBA qword `qword` that belong to existing vectors.
+    fn vector_mask(&self, qword: u16) -> u64 {
+        let first = usize::from(qword) * 64;
+        match self.msix.len().saturating_sub(first) {
+            0 => 0,
+            n if n >= 64 => u64::MAX,
+            n => (1u64 << n) - 1,
+        }
+    }
+
+    /// Writes `value` (`len` = 4 or 8 bytes) at the decoded `access`.
+    pub fn write(&mut self, access: Bar0Access, len: usize, value: u64) -> Bar0Effect {
+        let shift = u32::from(access.shift) * 8;
+        // Merge a partial write of a 64-bit register with its other half.
+        let merge = |old: u64| -> u64 {
+            if len == 8 {
+                value
+            } else {
+                let mask = 0xffff_ffffu64 << shift;
+                (old & !mask) | ((value << shift) & mask)
+            }
+        };
+        // 32-bit registers are always written whole (decode refuses 8-byte
+        // accesses to them), so their new value is `value`.
+        let v32 = value as u32;
+        let vectors = self.msix.len();
+        match access.reg {
+            Bar0Reg::DevCap | Bar0Reg::ErrLog | Bar0Reg::MsixPba { .. } | Bar0Reg::Reserved => {
+                Bar0Effect::None
+            }
+            Bar0Reg::DevCtl => {
+                let new = DevCtl::from(v32);
+                let old = DevCtl::from(self.devctl);
+                self.devctl = DevCtl::zeroed().with_enable(new.enable()).into_raw();
+                if bool::from(new.reset()) {
+                    Bar0Effect::DeviceReset
+                } else if new.enable() != old.enable() {
+                    Bar0Effect::DeviceEnable(new.enable().into())
+                } else {
+                    Bar0Effect::None
+                }
+            }
+            Bar0Reg::DevSts => {
+                // ERROR is write-1-to-clear; ENABLED is read-only.
+                self.devsts &= !(v32 & DevSts::ERROR_MASK);
+                Bar0Effect::None
+            }
+            Bar0Reg::IntCtl => {
+                let new = IntCtl::from(v32);
+                let mut kept = IntCtl::from(self.intctl).with_error_enable(new.error_enable());
+                if usize::from(new.error_vector().get() as u8) < vectors {
+                    kept = kept.with_error_vector(new.error_vector());
+                }
+                self.intctl = kept.into_raw();
+                Bar0Effect::None
+            }
+            Bar0Reg::Queue { index, reg } => {
+                let Some(q) = self.queues.get_mut(usize::from(index)) else {
+                    return Bar0Effect::None;
+                };
+                let running = bool::from(QueueCtl::from(q.control).enable());
+                match reg {
+                    // The ring is locked while the queue runs.
+                    QueueReg::RingBase if !running => {
+                        q.ring_base = merge(q.ring_base) & !(RING_ALIGN - 1);
+                        Bar0Effect::None
+                    }
+                    QueueReg::RingSize if !running => {
+                        q.ring_size = v32;
+                        Bar0Effect::None
+                    }
+                    QueueReg::RingBase | QueueReg::RingSize => Bar0Effect::None,
+                    QueueReg::Control => Self::write_queue_control(q, index, v32, vectors),
+                    QueueReg::Status => {
+                        q.status &= !(v32 & QueueSts::ERROR_MASK);
+                        Bar0Effect::None
+                    }
+                    // Host-programmed: the guest never changes it.
+                    QueueReg::Pasid => Bar0Effect::None,
+                }
+            }
+            Bar0Reg::MsixEntry { vector, word } => {
+                let Some(e) = self.msix.get_mut(usize::from(vector)) else {
+                    return Bar0Effect::None;
+                };
+                match word {
+                    // Message address: dword aligned.
+                    0 => e.words[0] = v32 & !3,
+                    1 | 2 => e.words[usize::from(word)] = v32,
+                    _ => {
+                        let was_masked = e.words[3] & MSIX_MASKED != 0;
+                        e.words[3] = v32 & MSIX_MASKED;
+                        if was_masked && v32 & MSIX_MASKED == 0 {
+                            return Bar0Effect::VectorUnmasked(vector);
+                        }
+                    }
+                }
+                Bar0Effect::None
+            }
+        }
+    }
+
+    fn write_queue_control(q: &mut QueueRegs, index: u16, v32: u32, vectors: usize) -> Bar0Effect {
+        let new = QueueCtl::from(v32);
+        let old = QueueCtl::from(q.control);
+        let mut kept = old.with_enable(new.enable());
+        if usize::from(new.vector().get() as u8) < vectors {
+            kept = kept.with_vector(new.vector());
+        }
+        q.control = kept.into_raw();
+        match (bool::from(old.enable()), bool::from(new.enable())) {
+            _ if bool::from(new.reset()) => Bar0Effect::QueueReset(index),
+            (false, true) => Bar0Effect::QueueEnable(index),
+            (true, false) => Bar0Effect::QueueDisable(index),
+            _ if bool::from(new.drain()) => Bar0Effect::QueueDrain(index),
+            _ => Bar0Effect::None,
+        }
+    }
+
+    /// The ring of queue `index`: base IOVA and size in descriptors.
+    pub fn queue_ring(&self, index: u16) -> Option<(u64, u32)> {
+        self.queues
+            .get(usize::from(index))
+            .map(|q| (q.ring_base, q.ring_size))
+    }
+
+    /// The MSI-X vector queue `index` signals completions on.
+    pub fn queue_vector(&self, index: u16) -> Option<u16> {
+        self.queues
+            .get(usize::from(index))
+            .map(|q| u16::from(QueueCtl::from(q.control).vector().get() as u8))
+    }
+
+    /// Sets the PASID the host bound to queue `index` (never the guest).
+    pub fn set_queue_pasid(&mut self, index: u16, pasid: u32) {
+        if let Some(q) = self.queues.get_mut(usize::from(index)) {
+            q.pasid = pasid;
+        }
+    }
+
+    /// Reports the state of queue `index` in its `STATUS` register. A queue
+    /// that is not running reads back with `CONTROL.enable` clear.
+    pub fn set_queue_state(&mut self, index: u16, state: QueueState) {
+        if let Some(q) = self.queues.get_mut(usize::from(index)) {
+            let sts = match state {
+                QueueState::Running => QueueSts::zeroed().with_enabled(true),
+                QueueState::Stopped => QueueSts::zeroed(),
+                QueueState::Failed(e) => {
+                    QueueSts::zeroed().with_error(true).with_error_code(e as u8)
+                }
+            };
+            if state != QueueState::Running {
+                q.control = QueueCtl::from(q.control).with_enable(false).into_raw();
+            }
+            q.status = sts.into_raw();
+        }
+    }
+
+    /// Returns queue `index`'s registers to their reset values, keeping its
+    /// host-set PASID.
+    pub fn reset_queue(&mut self, index: u16) {
+        if let Some(q) = self.queues.get_mut(usize::from(index)) {
+            *q = QueueRegs {
+                pasid: q.pasid,
+                ..QueueRegs::default()
+            };
+        }
+    }
+
+    /// Number of queues of the ADI.
+    pub fn num_queues(&self) -> u16 {
+        // At most `MAX_QUEUES` by the type invariant.
+        self.queues.len() as u16
+    }
+
+    /// Whether the guest enabled the device (`DEVCTL.enable`).
+    pub fn device_enabled(&self) -> bool {
+        DevCtl::from(self.devctl).enable().into()
+    }
+
+    /// Reports the device as enabled or not (`DEVSTS.enabled`).
+    pub fn set_device_enabled(&mut self, enabled: bool) {
+        self.devsts = DevSts::from(self.devsts).with_enabled(enabled).into_raw();
+    }
+
+    /// Marks `vector` pending if it is masked; returns whether it may be
+    /// delivered now (it exists and is unmasked).
+    pub fn raise(&mut self, vector: u16) -> bool {
+        let Some(e) = self.msix.get(usize::from(vector)) else {
+            return false;
+        };
+        if e.words[3] & MSIX_MASKED == 0 {
+            return true;
+        }
+        if let Some(q) = self.pending.get_mut(usize::from(vector / 64)) {
+            *q |= 1 << (vector % 64);
+        }
+        false
+    }
+
+    /// Clears and returns the pending bit of `vector`.
+    pub fn take_pending(&mut self, vector: u16) -> bool {
+        match self.pending.get_mut(usize::from(vector / 64)) {
+            Some(q) => {
+                let bit = 1 << (vector % 64);
+                let was = *q & bit != 0;
+                *q &= !bit;
+                was
+            }
+            None => false,
+        }
+    }
+}
+
 #[kunit_tests(vdcm_bar0_decode)]
 mod tests {
     use super::*;
@@ -272,5 +745,177 @@ mod tests {
         assert_eq!(reg(u64::MAX - 7, 8), Err(EINVAL));
         // The last word is still fine.
         assert_eq!(reg(BAR0_SIZE - 4, 4), Ok((Bar0Reg::Reserved, 0)));
+    }
+}
+
+#[kunit_tests(vdcm_bar0_regs)]
+mod reg_tests {
+    use super::*;
+
+    fn at(offset: u64, len: usize) -> Result<Bar0Access> {
+        Bar0Access::decode(offset, len)
+    }
+
+    fn rd(b: &Bar0, offset: u64, len: usize) -> Result<u64> {
+        Ok(b.read(at(offset, len)?, len))
+    }
+
+    fn wr(b: &mut Bar0, offset: u64, len: usize, v: u64) -> Result<Bar0Effect> {
+        Ok(b.write(at(offset, len)?, len, v))
+    }
+
+    const Q1: u64 = 0x100 + 0x20;
+
+    #[test]
+    fn devcap_describes_the_adi_and_is_read_only() -> Result {
+        let mut b = Bar0::new(4, 8)?;
+        let cap = rd(&b, 0x000, 8)?;
+        assert_eq!(cap & 0xff, 4);
+        assert_eq!((cap >> 8) & 0x3ff, 8);
+        assert_eq!((cap >> 20) & 0xf, u64::from(MAX_RING_ORDER));
+        assert_eq!(cap >> 56, u64::from(BAR0_VERSION));
+        assert_eq!(rd(&b, 0x004, 4)?, cap >> 32);
+        assert_eq!(wr(&mut b, 0x000, 8, u64::MAX)?, Bar0Effect::None);
+        assert_eq!(rd(&b, 0x000, 8)?, cap);
+        Ok(())
+    }
+
+    #[test]
+    fn device_control_and_status() -> Result {
+        let mut b = Bar0::new(1, 1)?;
+        assert_eq!(wr(&mut b, 0x008, 4, 1)?, Bar0Effect::DeviceEnable(true));
+        assert_eq!(rd(&b, 0x008, 4)?, 1);
+        assert_eq!(wr(&mut b, 0x008, 4, 1)?, Bar0Effect::None);
+        // Reset is a command: it reads back 0 and leaves enable as written.
+        assert_eq!(wr(&mut b, 0x008, 4, 3)?, Bar0Effect::DeviceReset);
+        assert_eq!(rd(&b, 0x008, 4)?, 1);
+        // ENABLED is read-only, ERROR is write-1-to-clear.
+        b.set_device_enabled(true);
+        b.devsts |= 2;
+        assert_eq!(wr(&mut b, 0x00c, 4, 0)?, Bar0Effect::None);
+        assert_eq!(rd(&b, 0x00c, 4)?, 3);
+        wr(&mut b, 0x00c, 4, 3)?;
+        assert_eq!(rd(&b, 0x00c, 4)?, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn queue_ring_registers() -> Result {
+        let mut b = Bar0::new(2, 4)?;
+        // 64-bit base, written whole or by halves; low bits are hardwired.
+        wr(&mut b, Q1, 8, 0x1234_5678_9abc_def7)?;
+        assert_eq!(rd(&b, Q1, 8)?, 0x1234_5678_9abc_dec0);
+        wr(&mut b, Q1 + 4, 4, 0xaaaa_bbbb)?;
+        assert_eq!(rd(&b, Q1, 8)?, 0xaaaa_bbbb_9abc_dec0);
+        wr(&mut b, Q1 + 8, 4, 256)?;
+        assert_eq!(b.queue_ring(1), Some((0xaaaa_bbbb_9abc_dec0, 256)));
+        // Queue 2 does not exist on a 2-queue ADI: reserved.
+        assert_eq!(wr(&mut b, 0x100 + 2 * 0x20 + 0xc, 4, 1)?, Bar0Effect::None);
+        assert_eq!(rd(&b, 0x100 + 2 * 0x20 + 0xc, 4)?, 0);
+        assert_eq!(b.queue_ring(2), None);
+        Ok(())
+    }
+
+    #[test]
+    fn queue_control_effects_and_locking() -> Result {
+        let mut b = Bar0::new(2, 4)?;
+        wr(&mut b, Q1, 8, 0x10000)?;
+        assert_eq!(
+            wr(&mut b, Q1 + 0xc, 4, 1 | (3 << 16))?,
+            Bar0Effect::QueueEnable(1)
+        );
+        assert_eq!(b.queue_vector(1), Some(3));
+        // The ring is locked while the queue is enabled.
+        wr(&mut b, Q1, 8, 0x20000)?;
+        wr(&mut b, Q1 + 8, 4, 8)?;
+        assert_eq!(b.queue_ring(1), Some((0x10000, 0)));
+        // Drain and reset are commands that read back 0.
+        assert_eq!(
+            wr(&mut b, Q1 + 0xc, 4, 1 | 2 | (3 << 16))?,
+            Bar0Effect::QueueDrain(1)
+        );
+        assert_eq!(rd(&b, Q1 + 0xc, 4)?, 1 | (3 << 16));
+        assert_eq!(wr(&mut b, Q1 + 0xc, 4, 4)?, Bar0Effect::QueueReset(1));
+        assert_eq!(wr(&mut b, Q1 + 0xc, 4, 1)?, Bar0Effect::QueueEnable(1));
+        assert_eq!(wr(&mut b, Q1 + 0xc, 4, 0)?, Bar0Effect::QueueDisable(1));
+        // A vector past the ADI's vectors is ignored.
+        wr(&mut b, Q1 + 0xc, 4, 9 << 16)?;
+        assert_eq!(b.queue_vector(1), Some(0));
+        Ok(())
+    }
+
+    #[test]
+    fn queue_status_and_host_only_pasid() -> Result {
+        let mut b = Bar0::new(1, 1)?;
+        b.set_queue_pasid(0, 0x1234);
+        assert_eq!(wr(&mut b, 0x114, 4, 0xdead)?, Bar0Effect::None);
+        assert_eq!(rd(&b, 0x114, 4)?, 0x1234);
+        wr(&mut b, 0x10c, 4, 1)?;
+        b.set_queue_state(0, QueueState::Failed(QueueError::RingFault));
+        assert_eq!(rd(&b, 0x110, 4)?, 2 | ((QueueError::RingFault as u64) << 8));
+        // A stopped queue reads as disabled; ERROR clears on write-1.
+        assert_eq!(rd(&b, 0x10c, 4)? & 1, 0);
+        wr(&mut b, 0x110, 4, 2)?;
+        assert_eq!(rd(&b, 0x110, 4)? & 2, 0);
+        b.set_queue_state(0, QueueState::Running);
+        assert_eq!(rd(&b, 0x110, 4)?, 1);
+        b.set_queue_state(0, QueueState::Stopped);
+        assert_eq!(rd(&b, 0x110, 4)?, 0);
+        // A queue reset keeps the PASID and clears the rest.
+        wr(&mut b, 0x100, 8, 0x4000)?;
+        b.reset_queue(0);
+        assert_eq!(rd(&b, 0x100, 8)?, 0);
+        assert_eq!(rd(&b, 0x114, 4)?, 0x1234);
+        Ok(())
+    }
+
+    #[test]
+    fn msix_table_mask_and_pending() -> Result {
+        let mut b = Bar0::new(1, 2)?;
+        // Vectors start masked; the address is dword aligned.
+        assert_eq!(rd(&b, 0x200c, 4)?, 1);
+        wr(&mut b, 0x2000, 4, 0xfee0_0003)?;
+        assert_eq!(rd(&b, 0x2000, 4)?, 0xfee0_0000);
+        // Raising a masked vector only sets its pending bit.
+        assert!(!b.raise(0));
+        assert_eq!(rd(&b, 0x3000, 8)?, 1);
+        assert_eq!(wr(&mut b, 0x200c, 4, 0)?, Bar0Effect::VectorUnmasked(0));
+        assert!(b.take_pending(0));
+        assert!(!b.take_pending(0));
+        assert!(b.raise(0));
+        // Vector 2 does not exist on a 2-vector ADI.
+        assert!(!b.raise(2));
+        assert_eq!(rd(&b, 0x2020, 4)?, 0);
+        assert_eq!(rd(&b, 0x3000, 8)?, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn reset_restores_everything_but_the_pasid() -> Result {
+        let mut b = Bar0::new(1, 1)?;
+        b.set_queue_pasid(0, 77);
+        wr(&mut b, 0x008, 4, 1)?;
+        wr(&mut b, 0x100, 8, 0x4000)?;
+        wr(&mut b, 0x108, 4, 64)?;
+        wr(&mut b, 0x10c, 4, 1)?;
+        wr(&mut b, 0x2000, 4, 0xfee0_0000)?;
+        wr(&mut b, 0x200c, 4, 0)?;
+        b.reset();
+        assert_eq!(rd(&b, 0x008, 4)?, 0);
+        assert_eq!(rd(&b, 0x100, 8)?, 0);
+        assert_eq!(rd(&b, 0x108, 4)?, 0);
+        assert_eq!(rd(&b, 0x10c, 4)?, 0);
+        assert_eq!(rd(&b, 0x2000, 4)?, 0);
+        assert_eq!(rd(&b, 0x200c, 4)?, 1);
+        assert_eq!(rd(&b, 0x114, 4)?, 77);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_shapes_are_refused() {
+        assert_eq!(Bar0::new(0, 1).err(), Some(EINVAL));
+        assert_eq!(Bar0::new(1, 0).err(), Some(EINVAL));
+        assert_eq!(Bar0::new(MAX_QUEUES + 1, 1).err(), Some(EINVAL));
+        assert_eq!(Bar0::new(1, MAX_VECTORS + 1).err(), Some(EINVAL));
     }
 }

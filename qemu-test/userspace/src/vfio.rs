@@ -194,6 +194,40 @@ impl CdevDevice {
         Ok(info)
     }
 
+    /// Reads `buf.len()` bytes at `offset` of region `index`.
+    pub fn read_at(&self, index: u32, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let region = self.region(index).map_err(io::Error::other)?;
+        self.device.read_at(buf, region.offset + offset)
+    }
+
+    /// Writes `buf` at `offset` of region `index`.
+    pub fn write_at(&self, index: u32, offset: u64, buf: &[u8]) -> io::Result<usize> {
+        let region = self.region(index).map_err(io::Error::other)?;
+        self.device.write_at(buf, region.offset + offset)
+    }
+
+    /// Reads a little-endian u64 at `offset` of region `index`.
+    pub fn read_u64(&self, index: u32, offset: u64) -> Result<u64, String> {
+        let mut buf = [0u8; 8];
+        self.read_at(index, offset, &mut buf)
+            .map_err(|e| format!("read region {index} at {offset:#x}: {e}"))?;
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    /// Writes a little-endian u32 at `offset` of region `index`.
+    pub fn write_u32(&self, index: u32, offset: u64, v: u32) -> Result<(), String> {
+        self.write_at(index, offset, &v.to_le_bytes())
+            .map(drop)
+            .map_err(|e| format!("write region {index} at {offset:#x}: {e}"))
+    }
+
+    /// Writes a little-endian u64 at `offset` of region `index`.
+    pub fn write_u64(&self, index: u32, offset: u64, v: u64) -> Result<(), String> {
+        self.write_at(index, offset, &v.to_le_bytes())
+            .map(drop)
+            .map_err(|e| format!("write region {index} at {offset:#x}: {e}"))
+    }
+
     /// Reads a little-endian u32 at `offset` of region `index`.
     pub fn read_u32(&self, index: u32, offset: u64) -> Result<u32, String> {
         let region = self.region(index)?;

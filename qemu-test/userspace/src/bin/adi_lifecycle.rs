@@ -108,6 +108,90 @@ fn bad_requests(mdev: &Mdev) -> Outcome {
     )
 }
 
+/// The trapped slow path: BAR0 registers through region reads and writes.
+fn bar0_registers(mdev: &Mdev) -> Outcome {
+    let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    // DEVCAP: 1 queue pair, 2 vectors (one per queue plus errors), v1.
+    let cap = dev.read_u64(0, 0x000)?;
+    ensure(
+        cap & 0xff == 1 && (cap >> 8) & 0x3ff == 2 && cap >> 56 == 1,
+        || format!("DEVCAP {cap:#x}"),
+    )?;
+    dev.write_u64(0, 0x000, 0)?;
+    ensure(dev.read_u64(0, 0x000)? == cap, || {
+        "DEVCAP changed on write".into()
+    })?;
+    // Queue 0: ring base (64-byte aligned), size, host-only PASID.
+    dev.write_u64(0, 0x100, 0x1_0000_1234)?;
+    let base = dev.read_u64(0, 0x100)?;
+    ensure(base == 0x1_0000_1200, || {
+        format!("RING_BASE {base:#x}, want 0x100001200")
+    })?;
+    dev.write_u32(0, 0x108, 256)?;
+    let pasid = dev.read_u32(0, 0x114)?;
+    dev.write_u32(0, 0x114, 0xdead)?;
+    ensure(dev.read_u32(0, 0x114)? == pasid, || {
+        "guest changed the PASID".into()
+    })?;
+    // Enabling a queue on a disabled device fails with DeviceDisabled (2).
+    dev.write_u32(0, 0x10c, 1)?;
+    let sts = dev.read_u32(0, 0x110)?;
+    ensure(sts == 2 | (2 << 8), || {
+        format!("STATUS {sts:#x} after enable on a disabled device")
+    })?;
+    dev.write_u32(0, 0x110, 2)?;
+    dev.write_u32(0, 0x008, 1)?;
+    ensure(dev.read_u32(0, 0x00c)? & 1 == 1, || {
+        "DEVSTS.enabled not set".into()
+    })?;
+    dev.write_u32(0, 0x10c, 1)?;
+    let sts = dev.read_u32(0, 0x110)?;
+    ensure(sts == 1, || {
+        format!("STATUS {sts:#x} after enable, want running")
+    })?;
+    // A device reset clears the guest's registers but not the PASID.
+    dev.write_u32(0, 0x008, 2)?;
+    let (ctl, base) = (dev.read_u32(0, 0x008)?, dev.read_u64(0, 0x100)?);
+    ensure(ctl == 0 && base == 0, || {
+        format!("after reset DEVCTL {ctl:#x} RING_BASE {base:#x}")
+    })?;
+    ensure(dev.read_u32(0, 0x114)? == pasid, || {
+        "reset changed the PASID".into()
+    })
+}
+
+/// Accesses BAR0 must refuse: wrong widths, misaligned, past the end.
+fn bar0_bad_accesses(mdev: &Mdev) -> Outcome {
+    let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    let mut buf = [0u8; 16];
+    for (offset, len, what) in [
+        (0x008u64, 2usize, "2-byte read"),
+        (0x008, 1, "1-byte read"),
+        (0x008, 16, "16-byte read"),
+        (0x00a, 4, "misaligned read"),
+        (0x008, 8, "8-byte read of a 32-bit register"),
+        (16384, 4, "read past the end"),
+        (16380, 8, "read straddling the end"),
+    ] {
+        let e = dev.read_at(0, offset, &mut buf[..len]).err();
+        ensure(
+            e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+            || format!("{what} at {offset:#x}: {e:?}, want EINVAL"),
+        )?;
+        let e = dev.write_at(0, offset, &buf[..len]).err();
+        ensure(
+            e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+            || format!("write: {what} at {offset:#x}: {e:?}, want EINVAL"),
+        )?;
+    }
+    // An absent region.
+    let e = dev.read_at(1, 0, &mut buf[..4]).err();
+    ensure(
+        e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+        || format!("read of absent BAR1: {e:?}, want EINVAL"),
+    )
+}
+
 fn exhaustion() -> Outcome {
     let (t1, t4) = types();
     let mut made = Vec::new();
@@ -149,6 +233,8 @@ fn main() {
     if let Some(m) = adi {
         t.point("adi_cdev_device_info", || device_info(&m));
         t.point("adi_bad_ioctls", || bad_requests(&m));
+        t.point("adi_bar0_registers", || bar0_registers(&m));
+        t.point("adi_bar0_bad_accesses", || bar0_bad_accesses(&m));
         t.point("adi_remove", || {
             let cdev = m.cdev()?;
             m.remove()?;
@@ -158,7 +244,13 @@ fn main() {
             expect_available(PF_QPS, PF_QPS / 4)
         });
     } else {
-        for p in ["adi_cdev_device_info", "adi_bad_ioctls", "adi_remove"] {
+        for p in [
+            "adi_cdev_device_info",
+            "adi_bad_ioctls",
+            "adi_bar0_registers",
+            "adi_bar0_bad_accesses",
+            "adi_remove",
+        ] {
             t.not_run(p, "adi_create failed");
         }
     }

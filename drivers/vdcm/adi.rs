@@ -78,6 +78,13 @@ impl Adi {
         self.qps.count()
     }
 
+    /// Resets the whole device, as `VFIO_DEVICE_RESET` and a function-level
+    /// reset do: queues stop, every register returns to its reset value,
+    /// pending interrupts are dropped. The host-set PASIDs stay.
+    pub fn reset(&self) {
+        self.bar0.lock().reset();
+    }
+
     /// The trap counters.
     pub fn traps(&self) -> &TrapCounters {
         &self.traps
@@ -104,6 +111,7 @@ impl Adi {
                     }
                 }
             }
+            // Called with `bar0` locked: the same as `Adi::reset`.
             Bar0Effect::DeviceReset => bar0.reset(),
             Bar0Effect::QueueEnable(q) => {
                 let state = match Self::check_queue(bar0, q) {
@@ -187,14 +195,28 @@ impl vfio::Driver for Adi {
         }
     }
 
-    fn ioctl(_dev: &vfio::Device<Self>, ioctl: vfio::Ioctl) -> Result<isize> {
+    fn ioctl(dev: &vfio::Device<Self>, ioctl: vfio::Ioctl) -> Result<isize> {
         match ioctl.cmd {
             vfio::DEVICE_GET_INFO => ioctl.reply_device_info(vfio::DeviceInfo {
                 flags: pci::DEVICE_FLAGS_PCI | pci::DEVICE_FLAGS_RESET,
                 num_regions: pci::NUM_REGIONS,
                 num_irqs: pci::NUM_IRQS,
             }),
+            vfio::DEVICE_RESET => {
+                dev.reset();
+                Ok(0)
+            }
             _ => Err(ENOTTY),
+        }
+    }
+
+    fn request(dev: &vfio::Device<Self>, count: u32) {
+        // The core calls this every 10 s while removal waits for the user.
+        if count == 0 {
+            dev_notice!(
+                dev.parent(),
+                "removal requested: waiting for the user to close the device\n"
+            );
         }
     }
 }

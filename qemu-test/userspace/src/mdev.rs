@@ -55,6 +55,19 @@ impl Mdev {
         }
     }
 
+    /// The device whose sysfs directory is `dir`.
+    pub fn from_dir(dir: PathBuf) -> Self {
+        Mdev { dir }
+    }
+
+    /// Its UUID (the name of its sysfs directory).
+    pub fn uuid(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// The device's sysfs directory.
     pub fn dir(&self) -> &Path {
         &self.dir

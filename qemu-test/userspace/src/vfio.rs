@@ -20,6 +20,23 @@ pub const fn io(nr: u32) -> libc::c_ulong {
 }
 
 const VFIO_BASE: u32 = 100;
+/// `VFIO_GET_API_VERSION`.
+pub const VFIO_GET_API_VERSION: libc::c_ulong = io(VFIO_BASE);
+/// `VFIO_SET_IOMMU`.
+pub const VFIO_SET_IOMMU: libc::c_ulong = io(VFIO_BASE + 2);
+/// `VFIO_GROUP_GET_STATUS`.
+pub const VFIO_GROUP_GET_STATUS: libc::c_ulong = io(VFIO_BASE + 3);
+/// `VFIO_GROUP_SET_CONTAINER`.
+pub const VFIO_GROUP_SET_CONTAINER: libc::c_ulong = io(VFIO_BASE + 4);
+/// `VFIO_GROUP_GET_DEVICE_FD`.
+pub const VFIO_GROUP_GET_DEVICE_FD: libc::c_ulong = io(VFIO_BASE + 6);
+/// `VFIO_DEVICE_RESET`.
+pub const VFIO_DEVICE_RESET: libc::c_ulong = io(VFIO_BASE + 11);
+/// `VFIO_TYPE1v2_IOMMU`.
+pub const VFIO_TYPE1V2_IOMMU: libc::c_ulong = 3;
+/// `VFIO_GROUP_FLAGS_VIABLE`.
+pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1 << 0;
+
 /// `VFIO_DEVICE_GET_INFO`.
 pub const VFIO_DEVICE_GET_INFO: libc::c_ulong = io(VFIO_BASE + 7);
 /// `VFIO_DEVICE_GET_REGION_INFO`.
@@ -120,6 +137,102 @@ pub fn open_rw(path: impl AsRef<Path>) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).open(path)
 }
 
+/// Issues an ioctl whose argument is a plain integer, not a pointer.
+pub fn ioctl_val(fd: &impl AsRawFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<i32> {
+    // SAFETY: the kernel reads no memory for these requests; `arg` is a
+    // value.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// `struct vfio_group_status`.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct GroupStatus {
+    pub argsz: u32,
+    pub flags: u32,
+}
+
+/// A VFIO device opened the legacy way: container, group, device fd.
+pub struct GroupDevice {
+    /// The device fd.
+    pub device: File,
+    /// The group (`/dev/vfio/N`).
+    pub group: File,
+    /// The container (`/dev/vfio/vfio`), with the type1 IOMMU set.
+    pub container: File,
+}
+
+impl GroupDevice {
+    /// Opens device `name` of IOMMU group `group` through a new type1v2
+    /// container.
+    pub fn open(group: u32, name: &str) -> Result<Self, String> {
+        let container =
+            open_rw("/dev/vfio/vfio").map_err(|e| format!("open /dev/vfio/vfio: {e}"))?;
+        let v = ioctl_val(&container, VFIO_GET_API_VERSION, 0)
+            .map_err(|e| format!("VFIO_GET_API_VERSION: {e}"))?;
+        if v != 0 {
+            return Err(format!("VFIO API version {v}, want 0"));
+        }
+        let path = format!("/dev/vfio/{group}");
+        let group = open_rw(&path).map_err(|e| format!("open {path}: {e}"))?;
+        let mut status = GroupStatus {
+            argsz: argsz::<GroupStatus>(),
+            ..Default::default()
+        };
+        ioctl(&group, VFIO_GROUP_GET_STATUS, &mut status)
+            .map_err(|e| format!("VFIO_GROUP_GET_STATUS: {e}"))?;
+        if status.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
+            return Err(format!(
+                "group {path} not viable: flags {:#x}",
+                status.flags
+            ));
+        }
+        let mut cfd: i32 = container.as_raw_fd();
+        ioctl(&group, VFIO_GROUP_SET_CONTAINER, &mut cfd)
+            .map_err(|e| format!("VFIO_GROUP_SET_CONTAINER: {e}"))?;
+        ioctl_val(&container, VFIO_SET_IOMMU, VFIO_TYPE1V2_IOMMU)
+            .map_err(|e| format!("VFIO_SET_IOMMU(type1v2): {e}"))?;
+        let cname = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+        // SAFETY: `cname` is a NUL-terminated string the kernel only reads.
+        let fd =
+            unsafe { libc::ioctl(group.as_raw_fd(), VFIO_GROUP_GET_DEVICE_FD, cname.as_ptr()) };
+        if fd < 0 {
+            return Err(format!(
+                "VFIO_GROUP_GET_DEVICE_FD({name}): {}",
+                io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the kernel returned a new fd that nothing else owns.
+        let device = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        Ok(GroupDevice {
+            device,
+            group,
+            container,
+        })
+    }
+
+    /// `VFIO_DEVICE_GET_INFO`.
+    pub fn info(&self) -> Result<DeviceInfo, String> {
+        device_info(&self.device)
+    }
+}
+
+/// `VFIO_DEVICE_GET_INFO` on a device fd.
+pub fn device_info(device: &File) -> Result<DeviceInfo, String> {
+    let mut info = DeviceInfo {
+        argsz: argsz::<DeviceInfo>(),
+        ..Default::default()
+    };
+    ioctl(device, VFIO_DEVICE_GET_INFO, &mut info)
+        .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
+    Ok(info)
+}
+
 /// A VFIO device opened through its iommufd cdev and attached to a fresh
 /// IOAS.
 pub struct CdevDevice {
@@ -173,13 +286,14 @@ impl CdevDevice {
 
     /// `VFIO_DEVICE_GET_INFO`.
     pub fn info(&self) -> Result<DeviceInfo, String> {
-        let mut info = DeviceInfo {
-            argsz: argsz::<DeviceInfo>(),
-            ..Default::default()
-        };
-        ioctl(&self.device, VFIO_DEVICE_GET_INFO, &mut info)
-            .map_err(|e| format!("VFIO_DEVICE_GET_INFO: {e}"))?;
-        Ok(info)
+        device_info(&self.device)
+    }
+
+    /// `VFIO_DEVICE_RESET`.
+    pub fn reset(&self) -> Result<(), String> {
+        ioctl_val(&self.device, VFIO_DEVICE_RESET, 0)
+            .map(drop)
+            .map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))
     }
 
     /// `VFIO_DEVICE_GET_REGION_INFO` for region `index`.

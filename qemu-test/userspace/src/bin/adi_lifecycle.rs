@@ -192,6 +192,77 @@ fn bar0_bad_accesses(mdev: &Mdev) -> Outcome {
     )
 }
 
+/// VFIO_DEVICE_RESET returns the guest-visible registers to their defaults.
+fn reset_ioctl(mdev: &Mdev) -> Outcome {
+    let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    dev.write_u32(0, 0x008, 1)?;
+    dev.write_u64(0, 0x100, 0x8000)?;
+    dev.write_u32(0, 0x2000, 0xfee0_0000)?;
+    dev.write_u32(0, 0x200c, 0)?;
+    dev.reset()?;
+    let got = [
+        dev.read_u32(0, 0x008)?,
+        dev.read_u32(0, 0x00c)?,
+        dev.read_u64(0, 0x100)? as u32,
+        dev.read_u32(0, 0x2000)?,
+        dev.read_u32(0, 0x200c)?,
+    ];
+    ensure(got == [0, 0, 0, 0, 1], || {
+        format!("after VFIO_DEVICE_RESET: DEVCTL, DEVSTS, RING_BASE, MSI-X addr, ctrl = {got:?}")
+    })
+}
+
+/// Removing an open ADI waits until its user closes it.
+fn remove_while_open() -> Outcome {
+    let (t1, _) = types();
+    let m = t1.create()?.map_err(|e| format!("create: {e}"))?;
+    let dev = vfio::CdevDevice::open(m.cdev()?)?;
+    let dir = m.dir().to_path_buf();
+    let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Only the writer's blocking shows the wait: the bus's symlink for the
+    // device is gone before the driver's remove runs.
+    let blocked = !remover.is_finished();
+    drop(dev);
+    let removed = remover
+        .join()
+        .map_err(|_| "remover thread panicked".to_string())?;
+    removed?;
+    ensure(blocked, || {
+        "remove returned while the device was still open".into()
+    })?;
+    ensure(!m.exists(), || {
+        "ADI still there after its user closed it".into()
+    })?;
+    expect_available(PF_QPS, PF_QPS / 4)
+}
+
+/// The legacy path: container, group, device fd.
+fn group_open(mdev: &Mdev) -> Outcome {
+    let group = std::fs::read_link(mdev.dir().join("iommu_group"))
+        .map_err(|e| format!("iommu_group link: {e}"))?;
+    let group: u32 = group
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.parse().ok())
+        .ok_or(format!("iommu_group link {group:?}"))?;
+    let uuid = mdev.uuid();
+    let dev = vfio::GroupDevice::open(group, &uuid)?;
+    let info = dev.info()?;
+    ensure(
+        info.flags & vfio::VFIO_DEVICE_FLAGS_PCI != 0 && info.num_regions == 9,
+        || format!("GET_INFO through the group: {info:?}"),
+    )?;
+    // The same registers, through the group's device fd.
+    let mut buf = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&dev.device, &mut buf, 0)
+        .map_err(|e| format!("BAR0 read through the group: {e}"))?;
+    let cap = u64::from_le_bytes(buf);
+    ensure(cap & 0xff == 1 && cap >> 56 == 1, || {
+        format!("DEVCAP {cap:#x} through the group")
+    })
+}
+
 fn exhaustion() -> Outcome {
     let (t1, t4) = types();
     let mut made = Vec::new();
@@ -235,6 +306,8 @@ fn main() {
         t.point("adi_bad_ioctls", || bad_requests(&m));
         t.point("adi_bar0_registers", || bar0_registers(&m));
         t.point("adi_bar0_bad_accesses", || bar0_bad_accesses(&m));
+        t.point("adi_reset_ioctl", || reset_ioctl(&m));
+        t.point("group_open_and_access", || group_open(&m));
         t.point("adi_remove", || {
             let cdev = m.cdev()?;
             m.remove()?;
@@ -249,11 +322,14 @@ fn main() {
             "adi_bad_ioctls",
             "adi_bar0_registers",
             "adi_bar0_bad_accesses",
+            "adi_reset_ioctl",
+            "group_open_and_access",
             "adi_remove",
         ] {
             t.not_run(p, "adi_create failed");
         }
     }
     t.point("adi_exhaust_queue_pairs", exhaustion);
+    t.point("adi_remove_waits_for_user", remove_while_open);
     std::process::exit(t.exit_code());
 }

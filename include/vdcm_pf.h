@@ -14,9 +14,11 @@
 #include <linux/types.h>
 
 struct device;
+struct page;
+struct vdcm_pf;
 
 /* Bumped on every incompatible change of this header. */
-#define VDCM_PF_CONTRACT_VERSION 2
+#define VDCM_PF_CONTRACT_VERSION 3
 
 /* How a PF can hand its queue pairs to ADIs. */
 #define VDCM_PF_MODE_DEDICATED	(1U << 0) /* whole QPs per ADI */
@@ -39,10 +41,88 @@ struct vdcm_pf_caps {
 };
 
 /**
+ * struct vdcm_tenant - the tenant a queue pair works for, as the VDCM
+ *                      gives it to the PF when it binds a PASID
+ * @dma_rw: copy @len bytes between @buf and the tenant's @iova (@write: to
+ *          the tenant). Returns 0; -EFAULT if any byte of the range is not
+ *          mapped (or, for a write, mapped read-only): nothing was written;
+ *          -EPERM while the tenant's device does not allow DMA (bus master
+ *          disabled); -ENODEV once the binding is revoked. May sleep.
+ * @raise_irq: signal the queue pair's completion interrupt. Any context.
+ * @get: take a reference on the tenant object.
+ * @put: drop a reference; the last one frees it.
+ *
+ * The tenant object is the software stand-in for the IOMMU's PASID-table
+ * entry: the PF's engine reaches tenant memory only through @dma_rw, so it
+ * can never reach another tenant's memory or an IOVA the tenant has not
+ * mapped. The PF holds a reference for as long as it keeps the pointer;
+ * after @qp_unbind (and when the tenant closes its device) the VDCM revokes
+ * the binding, so late calls fail with -ENODEV instead of touching memory.
+ */
+struct vdcm_tenant {
+	int (*dma_rw)(struct vdcm_tenant *t, u64 iova, void *buf, size_t len,
+		      bool write);
+	void (*raise_irq)(struct vdcm_tenant *t);
+	void (*get)(struct vdcm_tenant *t);
+	void (*put)(struct vdcm_tenant *t);
+};
+
+/**
+ * struct vdcm_qp_stats - counters of one queue pair since it was allocated
+ * @descriptors: descriptors completed (successfully or not)
+ * @bytes: bytes processed
+ * @faults: descriptors that faulted on an unmapped IOVA
+ * @invalid: descriptors rejected as malformed
+ * @interrupts: completion interrupts raised
+ */
+struct vdcm_qp_stats {
+	u64 descriptors;
+	u64 bytes;
+	u64 faults;
+	u64 invalid;
+	u64 interrupts;
+};
+
+/**
+ * struct vdcm_pf_ops - what the VDCM asks of a PF
+ * @qp_alloc: take one free queue pair for a dedicated ADI; stores its
+ *            index in @qp. -ENOSPC when none is free.
+ * @qp_free: give back a queue pair (unbound and stopped).
+ * @qp_bind: program the queue pair's PASID and the tenant it works for;
+ *           the PF takes its own reference on @tenant if it keeps it.
+ * @qp_unbind: forget the queue pair's tenant (dropping the PF's reference);
+ *             the queue pair is stopped first.
+ * @qp_start: start processing the ring at @ring_iova of @ring_size
+ *            descriptors (a power of two); the tail is whatever the tenant
+ *            writes to the doorbell page.
+ * @qp_stop: stop the queue pair and wait until none of its descriptors is
+ *           in flight (drain); the ring head is forgotten.
+ * @qp_doorbell: the doorbell page of the queue pair, mapped into the
+ *               tenant's address space; valid until @qp_free.
+ * @qp_stats: the queue pair's counters.
+ *
+ * Calls for one queue pair are serialised by the VDCM; calls for different
+ * queue pairs may run concurrently. All may sleep.
+ */
+struct vdcm_pf_ops {
+	int (*qp_alloc)(struct vdcm_pf *pf, u32 *qp);
+	void (*qp_free)(struct vdcm_pf *pf, u32 qp);
+	int (*qp_bind)(struct vdcm_pf *pf, u32 qp, u32 pasid,
+		       struct vdcm_tenant *tenant);
+	void (*qp_unbind)(struct vdcm_pf *pf, u32 qp);
+	int (*qp_start)(struct vdcm_pf *pf, u32 qp, u64 ring_iova, u32 ring_size);
+	void (*qp_stop)(struct vdcm_pf *pf, u32 qp);
+	struct page *(*qp_doorbell)(struct vdcm_pf *pf, u32 qp);
+	void (*qp_stats)(struct vdcm_pf *pf, u32 qp, struct vdcm_qp_stats *stats);
+};
+
+/**
  * struct vdcm_pf - a SIOV-capable PF, as registered with the VDCM
  * @version: VDCM_PF_CONTRACT_VERSION the PF driver was built with
  * @dev: the PF's device; ADIs are created under it (it is the mdev parent)
  * @caps: what the PF offers
+ * @ops: the PF's queue-pair operations
+ * @priv: the PF driver's own pointer, for its ops
  * @vdcm: owned by the VDCM while the PF is registered; the PF driver
  *        leaves it alone
  *
@@ -53,6 +133,8 @@ struct vdcm_pf {
 	u32 version;
 	struct device *dev;
 	struct vdcm_pf_caps caps;
+	const struct vdcm_pf_ops *ops;
+	void *priv;
 	void *vdcm;
 };
 

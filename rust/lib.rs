@@ -11,8 +11,10 @@
 
 pub mod bindings;
 pub mod class;
+pub mod doorbell;
 pub mod mdev;
 pub mod pf;
+pub mod poller;
 pub mod vfio;
 
 /// The raw `struct device` behind a [`kernel::device::Device`].

@@ -51,8 +51,8 @@ pub trait Driver: Sized + 'static {
         type_index: usize,
     ) -> Result<Self::DeviceData>;
 
-    /// Destroys the device; `data` is what `probe` returned.
-    fn remove(_mdev: &Device, data: Self::DeviceData) {
+    /// Destroys the device of `parent`; `data` is what `probe` returned.
+    fn remove(_mdev: &Device, _parent: &Self::ParentData, data: Self::DeviceData) {
         drop(data);
     }
 
@@ -213,14 +213,19 @@ impl<T: Driver> DriverRegistration<T> {
     ///
     /// Called by the mdev core for a device `probe` succeeded on.
     unsafe extern "C" fn remove(mdev: *mut bindings::mdev_device) {
-        // SAFETY: the core passes a live, probed device.
-        let dev = unsafe { Device::from_raw(mdev) };
+        // SAFETY: the core passes a live, probed device of one of our
+        // parents, which outlives its devices.
+        let (dev, found) = unsafe { (Device::from_raw(mdev), Self::parent_of((*mdev).type_)) };
         // SAFETY: the device is live.
         let ptr = unsafe { bindings::dev_get_drvdata(super::raw_device(dev.as_device())) };
         // SAFETY: `probe` stored `into_foreign()` of a `T::DeviceData` here
         // and this is the only place that takes it back.
         let data = unsafe { T::DeviceData::from_foreign(ptr.cast()) };
-        T::remove(dev, data);
+        match found {
+            Some((parent, _)) => T::remove(dev, &parent.data, data),
+            // Probe succeeded for this device, so its type is ours.
+            None => drop(data),
+        }
     }
 
     /// # Safety

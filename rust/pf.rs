@@ -14,6 +14,8 @@
 //! Modules share no Rust types: everything crossing the module boundary is
 //! the C structure of the header.
 
+use core::ptr::NonNull;
+
 use kernel::device;
 use kernel::error::to_result;
 use kernel::prelude::*;
@@ -76,38 +78,176 @@ impl From<Caps> for bindings::vdcm_pf_caps {
     }
 }
 
-/// A PF registered with the VDCM, on the PF driver's side.
+/// Counters of one queue pair since it was allocated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QpStats {
+    /// Descriptors completed, successfully or not.
+    pub descriptors: u64,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// Descriptors that faulted on an unmapped IOVA.
+    pub faults: u64,
+    /// Descriptors rejected as malformed.
+    pub invalid: u64,
+    /// Completion interrupts raised.
+    pub interrupts: u64,
+}
+
+/// The queue-pair operations a PF driver provides (`struct vdcm_pf_ops`).
+///
+/// Calls for one queue pair are serialised by the VDCM; calls for
+/// different queue pairs may run concurrently. All may sleep.
+pub trait QueueOps: Send + Sync + 'static {
+    /// Takes one free queue pair for a dedicated ADI; `ENOSPC` if none.
+    fn qp_alloc(&self) -> Result<u32>;
+    /// Gives back a queue pair (unbound and stopped).
+    fn qp_free(&self, qp: u32);
+    /// Programs the queue pair's PASID and the tenant it works for.
+    fn qp_bind(&self, qp: u32, pasid: u32, tenant: TenantRef) -> Result;
+    /// Forgets the queue pair's tenant; the queue pair is stopped first.
+    fn qp_unbind(&self, qp: u32);
+    /// Starts processing the ring at `ring_iova` of `ring_size`
+    /// descriptors (a power of two).
+    fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32) -> Result;
+    /// Stops the queue pair and waits until none of its descriptors is in
+    /// flight.
+    fn qp_stop(&self, qp: u32);
+    /// The queue pair's doorbell page, mapped into the tenant's address
+    /// space; it must stay allocated until the PF is unregistered.
+    fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page>;
+    /// The queue pair's counters.
+    fn qp_stats(&self, qp: u32) -> QpStats;
+}
+
+/// A reference to the tenant a queue pair works for (`struct
+/// vdcm_tenant`), held by the PF.
 ///
 /// # Invariants
 ///
-/// `raw` is registered with `vdcm_register_pf` until drop, and is not
-/// written by this side meanwhile.
+/// `raw` points to a live tenant object on which this value holds one
+/// reference.
+pub struct TenantRef {
+    raw: NonNull<bindings::vdcm_tenant>,
+}
+
+// SAFETY: the contract allows tenant objects to be used from any thread.
+unsafe impl Send for TenantRef {}
+// SAFETY: See `Send`.
+unsafe impl Sync for TenantRef {}
+
+impl TenantRef {
+    /// Takes a new reference on `raw`.
+    ///
+    /// # Safety
+    ///
+    /// `raw` must point to a live tenant object (the VDCM holds a reference
+    /// for the duration of the call that passed it).
+    unsafe fn get(raw: NonNull<bindings::vdcm_tenant>) -> Option<Self> {
+        // SAFETY: live, per the caller.
+        let get = unsafe { raw.as_ref().get }?;
+        // SAFETY: `get` is the object's own reference-taking callback.
+        unsafe { get(raw.as_ptr()) };
+        // INVARIANT: we just took the reference.
+        Some(TenantRef { raw })
+    }
+
+    /// Copies between `buf` and the tenant's I/O address space at `iova`
+    /// (`write`: to the tenant). `EFAULT`: some of the range is not mapped
+    /// and nothing was written; `EPERM`: the tenant's device does not allow
+    /// DMA; `ENODEV`: the binding was revoked. May sleep.
+    pub fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
+        // SAFETY: live, by the type invariant.
+        let Some(rw) = (unsafe { self.raw.as_ref().dma_rw }) else {
+            return Err(ENODEV);
+        };
+        // SAFETY: `buf` is valid for `buf.len()` bytes during the call; the
+        // callback copies and keeps no reference.
+        kernel::error::to_result(unsafe {
+            rw(
+                self.raw.as_ptr(),
+                iova,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                write,
+            )
+        })
+    }
+
+    /// Signals the queue pair's completion interrupt. Any context.
+    pub fn raise_irq(&self) {
+        // SAFETY: live, by the type invariant.
+        if let Some(raise) = unsafe { self.raw.as_ref().raise_irq } {
+            // SAFETY: the object's own callback.
+            unsafe { raise(self.raw.as_ptr()) };
+        }
+    }
+}
+
+impl Clone for TenantRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference, so the object is live. A live object
+        // always has `get` (checked when the first reference was taken).
+        unsafe { TenantRef::get(self.raw) }.unwrap_or(TenantRef { raw: self.raw })
+    }
+}
+
+impl Drop for TenantRef {
+    fn drop(&mut self) {
+        // SAFETY: we hold a reference; `put` drops it.
+        if let Some(put) = unsafe { self.raw.as_ref().put } {
+            // SAFETY: the object's own callback, our reference.
+            unsafe { put(self.raw.as_ptr()) };
+        }
+    }
+}
+
+/// A PF registered with the VDCM, on the PF driver's side; `T` provides
+/// its queue-pair operations.
+///
+/// # Invariants
+///
+/// `raw` is registered with `vdcm_register_pf` until drop, with `priv`
+/// pointing to `ops`, and is not written by this side meanwhile.
 #[pin_data(PinnedDrop)]
-pub struct Registration {
+pub struct Registration<T: QueueOps> {
+    #[pin]
+    ops: T,
     #[pin]
     raw: Opaque<bindings::vdcm_pf>,
 }
 
 // SAFETY: after registration the structure is only read (by the VDCM), and
-// its `dev` is a refcounted device usable from any thread.
-unsafe impl Send for Registration {}
+// `T` is `Send + Sync`.
+unsafe impl<T: QueueOps> Send for Registration<T> {}
 // SAFETY: See `Send`.
-unsafe impl Sync for Registration {}
+unsafe impl<T: QueueOps> Sync for Registration<T> {}
 
-impl Registration {
-    /// Registers the PF whose device is `dev` and which offers `caps`.
+impl<T: QueueOps> Registration<T> {
+    /// Registers the PF whose device is `dev`, which offers `caps` through
+    /// the queue operations `ops`.
     ///
     /// `dev` must outlive the registration: it is the parent of every ADI
     /// created on the PF.
-    pub fn new(dev: &device::Device, caps: Caps) -> impl PinInit<Self, Error> + '_ {
-        try_pin_init!(Self {
+    pub fn new<'a>(
+        dev: &'a device::Device,
+        caps: Caps,
+        ops: impl PinInit<T, Error> + 'a,
+    ) -> impl PinInit<Self, Error> + 'a {
+        try_pin_init!(&this in Self {
+            ops <- ops,
+            // Initialised after `ops`, which `priv` points to.
             raw <- Opaque::try_ffi_init(move |slot: *mut bindings::vdcm_pf| {
+                // SAFETY: `this` is the structure being initialised; `ops`
+                // is already in place and pinned with it.
+                let ops_ptr = unsafe { core::ptr::addr_of_mut!((*this.as_ptr()).ops) };
                 // SAFETY: `slot` is valid for writes.
                 unsafe {
                     slot.write(bindings::vdcm_pf {
                         version: CONTRACT_VERSION,
                         dev: super::raw_device(dev),
                         caps: caps.into(),
+                        ops: const { &OpsTable::<T>::OPS },
+                        priv_: ops_ptr.cast(),
                         vdcm: core::ptr::null_mut(),
                     })
                 };
@@ -117,14 +257,155 @@ impl Registration {
             }),
         })
     }
+
+    /// The PF driver's operations.
+    pub fn ops(&self) -> &T {
+        &self.ops
+    }
 }
 
 #[pinned_drop]
-impl PinnedDrop for Registration {
+impl<T: QueueOps> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: registered, by the type invariant. This may sleep until
-        // every ADI of the PF is released.
+        // every ADI of the PF is released; afterwards no op is called.
         unsafe { bindings::vdcm_unregister_pf(self.raw.get()) };
+    }
+}
+
+/// The C ops table of a [`QueueOps`] implementation.
+struct OpsTable<T: QueueOps>(core::marker::PhantomData<T>);
+
+impl<T: QueueOps> OpsTable<T> {
+    const OPS: bindings::vdcm_pf_ops = bindings::vdcm_pf_ops {
+        qp_alloc: Some(Self::qp_alloc),
+        qp_free: Some(Self::qp_free),
+        qp_bind: Some(Self::qp_bind),
+        qp_unbind: Some(Self::qp_unbind),
+        qp_start: Some(Self::qp_start),
+        qp_stop: Some(Self::qp_stop),
+        qp_doorbell: Some(Self::qp_doorbell),
+        qp_stats: Some(Self::qp_stats),
+    };
+
+    /// # Safety
+    ///
+    /// `pf` must be registered by a `Registration<T>`.
+    unsafe fn ops<'a>(pf: *mut bindings::vdcm_pf) -> &'a T {
+        // SAFETY: `priv` points to the registration's pinned `ops`, which
+        // outlives the registration (type invariant of `Registration`).
+        unsafe { &*(*pf).priv_.cast::<T>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a valid `qp` pointer.
+    unsafe extern "C" fn qp_alloc(pf: *mut bindings::vdcm_pf, qp: *mut u32) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.qp_alloc() {
+            Ok(n) => {
+                // SAFETY: `qp` is valid for writes.
+                unsafe { *qp = n };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn qp_free(pf: *mut bindings::vdcm_pf, qp: u32) {
+        // SAFETY: per the function's contract.
+        unsafe { Self::ops(pf) }.qp_free(qp)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live tenant object.
+    unsafe extern "C" fn qp_bind(
+        pf: *mut bindings::vdcm_pf,
+        qp: u32,
+        pasid: u32,
+        tenant: *mut bindings::vdcm_tenant,
+    ) -> kernel::ffi::c_int {
+        let Some(tenant) = NonNull::new(tenant) else {
+            return EINVAL.to_errno();
+        };
+        // SAFETY: the VDCM holds a reference during the call.
+        let Some(tenant) = (unsafe { TenantRef::get(tenant) }) else {
+            return EINVAL.to_errno();
+        };
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.qp_bind(qp, pasid, tenant) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn qp_unbind(pf: *mut bindings::vdcm_pf, qp: u32) {
+        // SAFETY: per the function's contract.
+        unsafe { Self::ops(pf) }.qp_unbind(qp)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn qp_start(
+        pf: *mut bindings::vdcm_pf,
+        qp: u32,
+        ring_iova: u64,
+        ring_size: u32,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.qp_start(qp, ring_iova, ring_size) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn qp_stop(pf: *mut bindings::vdcm_pf, qp: u32) {
+        // SAFETY: per the function's contract.
+        unsafe { Self::ops(pf) }.qp_stop(qp)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn qp_doorbell(pf: *mut bindings::vdcm_pf, qp: u32) -> *mut bindings::page {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.qp_doorbell(qp) {
+            Some(page) => page.as_ptr(),
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a valid `stats` pointer.
+    unsafe extern "C" fn qp_stats(
+        pf: *mut bindings::vdcm_pf,
+        qp: u32,
+        stats: *mut bindings::vdcm_qp_stats,
+    ) {
+        // SAFETY: per the function's contract.
+        let s = unsafe { Self::ops(pf) }.qp_stats(qp);
+        // SAFETY: `stats` is valid for writes.
+        unsafe {
+            stats.write(bindings::vdcm_qp_stats {
+                descriptors: s.descriptors,
+                bytes: s.bytes,
+                faults: s.faults,
+                invalid: s.invalid,
+                interrupts: s.interrupts,
+            })
+        };
     }
 }
 
@@ -138,12 +419,15 @@ mod host {
     use core::ptr::NonNull;
 
     use kernel::device;
+    use kernel::error::to_result;
     use kernel::prelude::*;
     use kernel::sync::Arc;
+    use kernel::sync::ArcBorrow;
     use kernel::types::ForeignOwnable;
 
     use super::bindings;
     use super::Caps;
+    use super::QpStats;
     use super::CONTRACT_VERSION;
 
     /// A registering PF, as the VDCM sees it.
@@ -174,6 +458,206 @@ mod host {
         pub fn caps(&self) -> Caps {
             // SAFETY: valid and unchanged while registered.
             Caps::from(unsafe { &self.raw.as_ref().caps })
+        }
+
+        /// The PF's ops table; every member is present (checked at
+        /// registration).
+        fn ops(&self) -> &bindings::vdcm_pf_ops {
+            // SAFETY: valid and unchanged while registered; `ops` was checked
+            // to be non-null in `vdcm_register_pf`.
+            unsafe { &*self.raw.as_ref().ops }
+        }
+
+        /// Takes one free queue pair.
+        pub fn qp_alloc(&self) -> Result<u32> {
+            let mut qp = 0;
+            let f = self.ops().qp_alloc.ok_or(ENODEV)?;
+            // SAFETY: the PF's own op, called with its registered structure.
+            to_result(unsafe { f(self.raw.as_ptr(), &mut qp) })?;
+            Ok(qp)
+        }
+
+        /// Gives back a queue pair.
+        pub fn qp_free(&self, qp: u32) {
+            if let Some(f) = self.ops().qp_free {
+                // SAFETY: the PF's own op, called with its registered structure.
+                unsafe { f(self.raw.as_ptr(), qp) };
+            }
+        }
+
+        /// Programs the queue pair's PASID and the tenant it works for.
+        pub fn qp_bind<T: TenantOps>(
+            &self,
+            qp: u32,
+            pasid: u32,
+            tenant: &Arc<Tenant<T>>,
+        ) -> Result {
+            let f = self.ops().qp_bind.ok_or(ENODEV)?;
+            let raw = Arc::as_ptr(tenant)
+                .cast_mut()
+                .cast::<bindings::vdcm_tenant>();
+            // SAFETY: the PF's own op; `raw` is the tenant's C header (first
+            // field of the `#[repr(C)]` `Tenant`), kept alive by `tenant`
+            // during the call and by the references the PF takes after.
+            to_result(unsafe { f(self.raw.as_ptr(), qp, pasid, raw) })
+        }
+
+        /// Forgets the queue pair's tenant.
+        pub fn qp_unbind(&self, qp: u32) {
+            if let Some(f) = self.ops().qp_unbind {
+                // SAFETY: the PF's own op, called with its registered structure.
+                unsafe { f(self.raw.as_ptr(), qp) };
+            }
+        }
+
+        /// Starts the queue pair on the ring at `ring_iova`.
+        pub fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32) -> Result {
+            let f = self.ops().qp_start.ok_or(ENODEV)?;
+            // SAFETY: the PF's own op, called with its registered structure.
+            to_result(unsafe { f(self.raw.as_ptr(), qp, ring_iova, ring_size) })
+        }
+
+        /// Stops the queue pair, waiting for its descriptors in flight.
+        pub fn qp_stop(&self, qp: u32) {
+            if let Some(f) = self.ops().qp_stop {
+                // SAFETY: the PF's own op, called with its registered structure.
+                unsafe { f(self.raw.as_ptr(), qp) };
+            }
+        }
+
+        /// The queue pair's doorbell page, for mapping to the tenant.
+        pub fn qp_doorbell(&self, qp: u32) -> Option<crate::vdcm_kernel::vfio::MappablePage> {
+            let f = self.ops().qp_doorbell?;
+            // SAFETY: the PF's own op, called with its registered structure.
+            let page = NonNull::new(unsafe { f(self.raw.as_ptr(), qp) })?;
+            // SAFETY: the contract makes the doorbell page an order-0 page
+            // the PF keeps allocated until it unregisters, which cannot
+            // happen while the `Pf` (owned by the PF's state) is in use.
+            Some(unsafe { crate::vdcm_kernel::vfio::MappablePage::from_raw(page) })
+        }
+
+        /// The queue pair's counters.
+        pub fn qp_stats(&self, qp: u32) -> QpStats {
+            let mut s = bindings::vdcm_qp_stats::default();
+            if let Some(f) = self.ops().qp_stats {
+                // SAFETY: the PF's own op; `s` is valid for writes.
+                unsafe { f(self.raw.as_ptr(), qp, &mut s) };
+            }
+            QpStats {
+                descriptors: s.descriptors,
+                bytes: s.bytes,
+                faults: s.faults,
+                invalid: s.invalid,
+                interrupts: s.interrupts,
+            }
+        }
+    }
+
+    /// What a tenant object does for the PF (`struct vdcm_tenant`).
+    pub trait TenantOps: Send + Sync + 'static {
+        /// Copies between `buf` and the tenant's I/O address space.
+        fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result;
+        /// Signals the completion interrupt. Any context.
+        fn raise_irq(&self);
+    }
+
+    /// A tenant object the VDCM gives to PFs: the C header they call through,
+    /// followed by the VDCM's implementation. Always lives in an [`Arc`],
+    /// whose count the PF's `get`/`put` move.
+    #[repr(C)]
+    pub struct Tenant<T: TenantOps> {
+        raw: bindings::vdcm_tenant,
+        ops: T,
+    }
+
+    // SAFETY: the C header only holds function pointers; `T` is `Send + Sync`.
+    unsafe impl<T: TenantOps> Send for Tenant<T> {}
+    // SAFETY: See `Send`.
+    unsafe impl<T: TenantOps> Sync for Tenant<T> {}
+
+    impl<T: TenantOps> Tenant<T> {
+        /// A new tenant object implemented by `ops`.
+        pub fn new(ops: T) -> Result<Arc<Self>> {
+            Ok(Arc::new(
+                Tenant {
+                    raw: bindings::vdcm_tenant {
+                        dma_rw: Some(Self::dma_rw),
+                        raise_irq: Some(Self::raise_irq),
+                        get: Some(Self::get),
+                        put: Some(Self::put),
+                    },
+                    ops,
+                },
+                GFP_KERNEL,
+            )?)
+        }
+
+        /// The VDCM's implementation.
+        pub fn ops(&self) -> &T {
+            &self.ops
+        }
+
+        /// # Safety
+        ///
+        /// `t` must be the header of a live `Tenant<T>` in an `Arc`.
+        unsafe fn from_raw<'a>(t: *mut bindings::vdcm_tenant) -> &'a Self {
+            // SAFETY: `raw` is the first field of the `#[repr(C)]` struct.
+            unsafe { &*t.cast::<Self>() }
+        }
+
+        /// # Safety
+        ///
+        /// Called by a PF with a tenant it holds a reference on and a buffer
+        /// of `len` bytes.
+        unsafe extern "C" fn dma_rw(
+            t: *mut bindings::vdcm_tenant,
+            iova: u64,
+            buf: *mut c_void,
+            len: usize,
+            write: bool,
+        ) -> kernel::ffi::c_int {
+            if buf.is_null() || len == 0 {
+                return EINVAL.to_errno();
+            }
+            // SAFETY: the PF calls with a tenant it holds a reference on and
+            // a buffer of `len` bytes it owns for the duration of the call.
+            let (this, buf) = unsafe {
+                (
+                    Self::from_raw(t),
+                    core::slice::from_raw_parts_mut(buf.cast::<u8>(), len),
+                )
+            };
+            match this.ops.dma_rw(iova, buf, write) {
+                Ok(()) => 0,
+                Err(e) => e.to_errno(),
+            }
+        }
+
+        /// # Safety
+        ///
+        /// Called by a PF with a tenant it holds a reference on.
+        unsafe extern "C" fn raise_irq(t: *mut bindings::vdcm_tenant) {
+            // SAFETY: the PF holds a reference.
+            unsafe { Self::from_raw(t) }.ops.raise_irq();
+        }
+
+        /// # Safety
+        ///
+        /// Called with a tenant the caller holds a reference on.
+        unsafe extern "C" fn get(t: *mut bindings::vdcm_tenant) {
+            // SAFETY: `t` is the data pointer of a live `Arc<Tenant<T>>` (the
+            // header is at offset 0) on which the caller holds a reference.
+            let borrowed = unsafe { ArcBorrow::<Self>::from_raw(t.cast_const().cast()) };
+            // Leak one new reference: `put` takes it back.
+            let _ = Arc::<Self>::from(borrowed).into_raw();
+        }
+
+        /// # Safety
+        ///
+        /// Called to give back a reference taken with `get`.
+        unsafe extern "C" fn put(t: *mut bindings::vdcm_tenant) {
+            // SAFETY: the caller gives back a reference taken by `get`.
+            drop(unsafe { Arc::<Self>::from_raw(t.cast_const().cast()) });
         }
     }
 
@@ -288,6 +772,24 @@ mod host {
             // The kernel crate has no EPROTO constant; the uapi value is
             // a small positive number.
             return -(bindings::EPROTO as kernel::ffi::c_int);
+        }
+        // SAFETY: valid per the caller's contract.
+        let ops = unsafe { raw.as_ref().ops };
+        let complete = !ops.is_null() && {
+            // SAFETY: a non-null `ops` points to the PF's static table.
+            let o = unsafe { &*ops };
+            o.qp_alloc.is_some()
+                && o.qp_free.is_some()
+                && o.qp_bind.is_some()
+                && o.qp_unbind.is_some()
+                && o.qp_start.is_some()
+                && o.qp_stop.is_some()
+                && o.qp_doorbell.is_some()
+                && o.qp_stats.is_some()
+        };
+        if !complete {
+            pr_err!("PF registered without a complete vdcm_pf_ops table\n");
+            return EINVAL.to_errno();
         }
         let mut guard = HOST.lock();
         let Some(slot) = guard.as_mut() else {

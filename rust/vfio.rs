@@ -99,11 +99,102 @@ pub trait Driver: Sized + Send + Sync {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// Maps part of a region into the user's address space (`mmap(2)` on the
+    /// device fd); the region and offset are encoded in `vma`'s page offset
+    /// as the driver's region layout defines.
+    fn mmap(_dev: &Device<Self>, _vma: &Vma) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// The user unmapped `[iova, iova + length)` from the I/O address space
     /// the device is attached to: stop using it and release every pin in it
     /// before returning.
     fn dma_unmap(_dev: &Device<Self>, _iova: u64, _length: u64) {
         build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// A VMA being created by `mmap(2)` on a VFIO device fd.
+///
+/// # Invariants
+///
+/// Wraps a `struct vm_area_struct` under construction by `mmap(2)`, with the
+/// mmap lock held for writing, for the lifetime of the reference.
+#[repr(transparent)]
+pub struct Vma(kernel::mm::virt::VmaNew);
+
+impl Vma {
+    /// # Safety
+    ///
+    /// `vma` must be a VMA being set up by `mmap(2)`, valid for `'a`.
+    unsafe fn from_raw<'a>(vma: *mut bindings::vm_area_struct) -> &'a Self {
+        // SAFETY: `Vma` is a transparent wrapper of `VmaNew`, whose
+        // `from_raw` has the same requirements as ours.
+        let new = unsafe { kernel::mm::virt::VmaNew::from_raw(vma.cast()) };
+        // SAFETY: same layout, same lifetime.
+        unsafe { &*core::ptr::from_ref(new).cast::<Self>() }
+    }
+
+    /// The VMA as the kernel crate's `VmaNew` (flags, permissions, size).
+    pub fn as_new(&self) -> &kernel::mm::virt::VmaNew {
+        &self.0
+    }
+
+    /// The file offset of the mapping, in bytes.
+    pub fn offset(&self) -> u64 {
+        // SAFETY: `vm_pgoff` is set before `mmap` is called and stable while
+        // the VMA is being set up (type invariant).
+        let pgoff = unsafe { (*self.0.as_ptr()).vm_pgoff };
+        (pgoff as u64) << kernel::page::PAGE_SHIFT
+    }
+
+    /// Size of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.0.end() - self.0.start()
+    }
+
+    /// Whether the mapping is empty (never, for a real `mmap(2)`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Maps `page` at byte offset `at` of the VMA, taking a reference on
+    /// it for as long as it stays mapped; the page must be one the kernel
+    /// may map into user space (an order-0, non-slab page), which every
+    /// [`MappablePage`] is.
+    pub fn insert_page(&self, at: usize, page: &MappablePage) -> Result {
+        let mixed = self.0.set_mixedmap();
+        let addr = self.0.start().checked_add(at).ok_or(EINVAL)?;
+        if at >= self.len() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `mixed` is this VMA with VM_MIXEDMAP set, `addr` is inside
+        // it, and `page.raw` is a live page suitable for mapping (type
+        // invariant of `MappablePage`); `vm_insert_page` takes its own
+        // reference.
+        to_result(unsafe { bindings::vm_insert_page(mixed.as_ptr(), addr, page.raw.as_ptr()) })
+    }
+}
+
+/// A page another module gave us for mapping into user space (e.g. a PF's
+/// doorbell page), borrowed for the lifetime of the reference.
+///
+/// # Invariants
+///
+/// `raw` is a live, order-0 page that may be mapped to user space, and
+/// stays allocated while this value exists.
+pub struct MappablePage {
+    raw: NonNull<bindings::page>,
+}
+
+impl MappablePage {
+    /// # Safety
+    ///
+    /// `raw` must satisfy the type invariants for as long as the value is
+    /// used.
+    pub unsafe fn from_raw(raw: NonNull<bindings::page>) -> Self {
+        // INVARIANT: the caller's promise.
+        MappablePage { raw }
     }
 }
 
@@ -277,6 +368,31 @@ impl<T: Driver> Device<T> {
     }
 }
 
+impl<T: Driver> Device<T> {
+    /// Copies between `buf` and the user's I/O address space at `iova`, as
+    /// the device's DMA would: through the iommufd access (or the legacy
+    /// container) the device is attached to. `write` copies `buf` to the
+    /// user's memory.
+    ///
+    /// Fails with `EINVAL` if the device is not attached to an address space
+    /// and `EFAULT` if the range is not mapped (or, for a write, is mapped
+    /// read-only). May sleep.
+    pub fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
+        // SAFETY: the device is live; `buf` is valid for reads and writes of
+        // `buf.len()` bytes for the duration of the call, which copies and
+        // keeps no reference.
+        to_result(unsafe {
+            bindings::vfio_dma_rw(
+                self.as_raw(),
+                iova,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                write,
+            )
+        })
+    }
+}
+
 impl<T: Driver> Deref for Device<T> {
     type Target = T;
 
@@ -435,6 +551,7 @@ impl<T: Driver> DeviceVTable<T> {
         } else {
             None
         },
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         dma_unmap: if T::HAS_DMA_UNMAP {
             Some(Self::dma_unmap)
         } else {
@@ -570,6 +687,25 @@ impl<T: Driver> DeviceVTable<T> {
                 info.offset = r.offset;
                 0
             }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFIO core with a registered device and a VMA being
+    /// set up by `mmap(2)`.
+    unsafe extern "C" fn mmap(
+        vdev: *mut bindings::vfio_device,
+        vma: *mut bindings::vm_area_struct,
+    ) -> ffi::c_int {
+        // SAFETY: the core passes a live device that uses `OPS`.
+        let dev = unsafe { Device::<T>::from_raw(vdev) };
+        // SAFETY: `vma` is a VMA under construction by `mmap(2)`, with the
+        // mmap lock held, valid for the call.
+        let vma = unsafe { Vma::from_raw(vma) };
+        match T::mmap(dev, vma) {
+            Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
     }

@@ -6,6 +6,10 @@
 //! `i << REGION_SHIFT`:
 //!
 //! - BAR0: the trapped slow-path register file ([`regs::Bar0`]), 16 KiB;
+//! - BAR2: the fast path, one doorbell page per queue pair, mapped straight
+//!   into user space (`mmap`); the tenant writes a queue's tail to offset 0
+//!   of its page and the PF sees it with no trap. Reads and writes through
+//!   the device fd are refused: the doorbells have no trapped path;
 //! - config space: emulated, 4 KiB;
 //! - every other region is absent (size 0).
 //!
@@ -19,10 +23,12 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::atomic::Atomic;
 use kernel::sync::atomic::Relaxed;
+use kernel::sync::Arc;
 use kernel::sync::Mutex;
 use kernel::uaccess::UserSliceReader;
 use kernel::uaccess::UserSliceWriter;
 
+use crate::host::PfLink;
 use crate::host::QpReservation;
 use crate::regs;
 use crate::regs::Bar0;
@@ -35,6 +41,9 @@ use crate::vdcm_kernel::vfio::pci;
 
 /// File offsets of region `i` start at `i << REGION_SHIFT`.
 pub const REGION_SHIFT: u32 = 40;
+
+/// Region index of BAR2, the doorbells.
+const BAR2_REGION_INDEX: u32 = pci::BAR0_REGION_INDEX + 2;
 
 /// MSI-X vectors of an ADI: one per queue pair plus one for errors.
 fn vectors_for(queues: u16) -> u16 {
@@ -52,19 +61,40 @@ pub struct TrapCounters {
 /// One ADI: the virtual device's state.
 #[pin_data]
 pub struct Adi {
+    link: Arc<PfLink>,
     qps: QpReservation,
+    /// The PF's queue pairs backing queues 0..n; emptied when they go back
+    /// to the PF.
+    #[pin]
+    queues: Mutex<KVec<u32>>,
     #[pin]
     bar0: Mutex<Bar0>,
     traps: TrapCounters,
 }
 
 impl Adi {
-    /// A new ADI over the reserved queue pairs `qps`.
-    pub fn new(qps: QpReservation) -> Result<impl PinInit<Self, Error>> {
-        let queues = u16::try_from(qps.count()).map_err(|_| EINVAL)?;
-        let bar0 = Bar0::new(queues, vectors_for(queues))?;
+    /// A new ADI over the reserved queue pairs `qps`, taking them from the
+    /// PF of `link`.
+    pub fn new(link: Arc<PfLink>, qps: QpReservation) -> Result<impl PinInit<Self, Error>> {
+        let n = u16::try_from(qps.count()).map_err(|_| EINVAL)?;
+        let bar0 = Bar0::new(n, vectors_for(n))?;
+        let mut queues = KVec::with_capacity(n.into(), GFP_KERNEL)?;
+        for _ in 0..n {
+            match link.pf.qp_alloc() {
+                Ok(qp) => queues.push(qp, GFP_KERNEL)?,
+                Err(e) => {
+                    for &qp in queues.iter() {
+                        link.pf.qp_free(qp);
+                    }
+                    dev_err!(link.pf.device(), "PF refused a queue pair: {:?}\n", e);
+                    return Err(e);
+                }
+            }
+        }
         Ok(try_pin_init!(Adi {
+            link,
             qps,
+            queues <- new_mutex!(queues),
             bar0 <- new_mutex!(bar0),
             traps: TrapCounters {
                 bar0: Atomic::new(0),
@@ -76,6 +106,22 @@ impl Adi {
     /// How many queue pairs the ADI holds.
     pub fn queue_pairs(&self) -> u32 {
         self.qps.count()
+    }
+
+    /// Gives the ADI's queue pairs back to the PF (stopped and unbound
+    /// first). Called once the device is unregistered and closed.
+    pub fn release_queues(&self) {
+        let queues = core::mem::take(&mut *self.queues.lock());
+        for &qp in queues.iter() {
+            self.link.pf.qp_stop(qp);
+            self.link.pf.qp_unbind(qp);
+            self.link.pf.qp_free(qp);
+        }
+    }
+
+    /// Size of BAR2: one doorbell page per queue pair.
+    fn bar2_size(&self) -> u64 {
+        u64::from(self.qps.count()) * u64::from(self.link.caps.doorbell_size)
     }
 
     /// Resets the whole device, as `VFIO_DEVICE_RESET` and a function-level
@@ -146,13 +192,14 @@ impl vfio::Driver for Adi {
     const NAME: &'static CStr = c"vdcm-adi";
 
     fn region_info(
-        _dev: &vfio::Device<Self>,
+        dev: &vfio::Device<Self>,
         index: u32,
         _caps: &mut vfio::RegionCaps<'_>,
     ) -> Result<vfio::RegionInfo> {
         let rw = pci::REGION_FLAG_READ | pci::REGION_FLAG_WRITE;
         let (flags, size) = match index {
             pci::BAR0_REGION_INDEX => (rw, regs::BAR0_SIZE),
+            BAR2_REGION_INDEX => (rw | pci::REGION_FLAG_MMAP, dev.bar2_size()),
             pci::CONFIG_REGION_INDEX => (rw, 4096),
             i if i < pci::NUM_REGIONS => (0, 0),
             _ => return Err(EINVAL),
@@ -193,6 +240,39 @@ impl vfio::Driver for Adi {
             }
             _ => Err(EINVAL),
         }
+    }
+
+    fn mmap(dev: &vfio::Device<Self>, vma: &vfio::Vma) -> Result {
+        let (region, off) = Self::region_of(vma.offset());
+        if region != u64::from(BAR2_REGION_INDEX) {
+            dev_err!(
+                dev.parent(),
+                "mmap of region {} refused: only BAR2 (doorbells) maps\n",
+                region
+            );
+            return Err(EINVAL);
+        }
+        let page = u64::from(dev.link.caps.doorbell_size);
+        let end = off.checked_add(vma.len() as u64).ok_or(EINVAL)?;
+        if off % page != 0 || end > dev.bar2_size() {
+            dev_err!(
+                dev.parent(),
+                "mmap of BAR2 [{:#x}, {:#x}) refused: BAR2 is {:#x} bytes of {:#x}-byte pages\n",
+                off,
+                end,
+                dev.bar2_size(),
+                page
+            );
+            return Err(EINVAL);
+        }
+        let queues = dev.queues.lock();
+        let first = (off / page) as usize;
+        for (i, at) in (0..vma.len()).step_by(page as usize).enumerate() {
+            let qp = *queues.get(first + i).ok_or(ENODEV)?;
+            let doorbell = dev.link.pf.qp_doorbell(qp).ok_or(ENODEV)?;
+            vma.insert_page(at, &doorbell)?;
+        }
+        Ok(())
     }
 
     fn ioctl(dev: &vfio::Device<Self>, ioctl: vfio::Ioctl) -> Result<isize> {

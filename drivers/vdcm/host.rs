@@ -94,10 +94,17 @@ impl Drop for QpReservation {
     }
 }
 
+/// A registered PF, shared by the PF's state and its ADIs.
+pub struct PfLink {
+    /// The PF, reached through the contract.
+    pub pf: pf::Pf,
+    /// What it offers.
+    pub caps: pf::Caps,
+}
+
 /// What the VDCM keeps for one registered PF (the mdev parent's data).
 pub struct PfData {
-    pf: pf::Pf,
-    caps: pf::Caps,
+    link: Arc<PfLink>,
     qps: Arc<QpPool>,
 }
 
@@ -116,14 +123,15 @@ impl mdev::Driver for Vdcm {
         let ty = TYPES.get(type_index).ok_or(EINVAL)?;
         let qps = parent.qps.reserve(ty.qps).inspect_err(|_| {
             dev_err!(
-                parent.pf.device(),
+                parent.link.pf.device(),
                 "cannot create a {}-QP ADI: only {} of {} queue pairs free\n",
                 ty.qps,
                 parent.qps.free(),
-                parent.caps.num_qps
+                parent.link.caps.num_qps
             );
         })?;
-        let dev = vfio::UnregisteredDevice::new(mdev.as_device(), Adi::new(qps)?)?;
+        let adi = Adi::new(parent.link.clone(), qps)?;
+        let dev = vfio::UnregisteredDevice::new(mdev.as_device(), adi)?;
         let reg = vfio::Registration::new(dev)?;
         dev_info!(
             mdev.as_device(),
@@ -131,6 +139,16 @@ impl mdev::Driver for Vdcm {
             ty.qps
         );
         Ok(KBox::new(reg, GFP_KERNEL)?)
+    }
+
+    fn remove(_mdev: &mdev::Device, _parent: &PfData, data: Self::DeviceData) {
+        let dev = data.device().clone();
+        // Unregistering waits until the user has closed the device.
+        drop(data);
+        // The PF is still registered here: its ADIs are removed before it
+        // goes. The queue pairs go back to it now, not when the last
+        // reference to the device is dropped.
+        dev.release_queues();
     }
 
     fn available_instances(parent: &PfData, type_index: usize) -> u32 {
@@ -145,7 +163,7 @@ impl mdev::Driver for Vdcm {
             out,
             "{} dedicated queue pair(s) of {} on this PF, {} free",
             ty.qps,
-            parent.caps.num_qps,
+            parent.link.caps.num_qps,
             parent.qps.free()
         )
     }
@@ -184,8 +202,7 @@ impl pf::Host for Host {
         }
         let types = TYPES.map(|t| t.info);
         let data = PfData {
-            pf,
-            caps,
+            link: Arc::new(PfLink { pf, caps }, GFP_KERNEL)?,
             qps: Arc::new(
                 QpPool {
                     free: Atomic::new(caps.num_qps),

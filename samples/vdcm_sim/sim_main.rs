@@ -15,6 +15,9 @@ use kernel::sync::Arc;
 #[path = "../../rust/lib.rs"]
 pub mod vdcm_kernel;
 
+pub mod sim_pf;
+
+use sim_pf::SimPf;
 use vdcm_kernel::class;
 use vdcm_kernel::pf;
 
@@ -37,15 +40,15 @@ module! {
 }
 
 /// One simulated PF: its device and its registration with the VDCM.
-struct SimPf {
+struct SimPfDevice {
     // Dropped first: the VDCM removes the PF's ADIs before the device goes.
-    _registration: Pin<KBox<pf::Registration>>,
+    _registration: Pin<KBox<pf::Registration<SimPf>>>,
     _dev: class::ClassDevice,
 }
 
 /// The loaded module: its PFs.
 struct SimModule {
-    _pfs: KVec<SimPf>,
+    _pfs: KVec<SimPfDevice>,
 }
 
 impl kernel::Module for SimModule {
@@ -81,10 +84,12 @@ impl kernel::Module for SimModule {
         for i in 0..pfs {
             let name = CString::try_from_fmt(fmt!("vdcm_sim{}", i))?;
             let dev = class::ClassDevice::new(class.clone(), &name)?;
-            let registration =
-                KBox::pin_init(pf::Registration::new(dev.as_ref(), caps), GFP_KERNEL)?;
+            let registration = KBox::pin_init(
+                pf::Registration::new(dev.as_ref(), caps, SimPf::new(qps)?),
+                GFP_KERNEL,
+            )?;
             list.push(
-                SimPf {
+                SimPfDevice {
                     _registration: registration,
                     _dev: dev,
                 },

@@ -137,6 +137,36 @@ pub fn open_rw(path: impl AsRef<Path>) -> io::Result<File> {
     OpenOptions::new().read(true).write(true).open(path)
 }
 
+/// A shared mapping of part of a device region, unmapped on drop.
+pub struct Mapping {
+    addr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    /// Stores `v` at byte `offset` (4-byte aligned, inside the mapping) as
+    /// a single 32-bit write, like a doorbell store.
+    pub fn write_u32(&self, offset: usize, v: u32) {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);
+        // SAFETY: in bounds and aligned (checked); the mapping is live.
+        unsafe { std::ptr::write_volatile(self.addr.add(offset).cast::<u32>(), v) }
+    }
+
+    /// Loads the 32-bit word at byte `offset`.
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);
+        // SAFETY: in bounds and aligned (checked); the mapping is live.
+        unsafe { std::ptr::read_volatile(self.addr.add(offset).cast::<u32>()) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `addr`/`len` came from a successful mmap.
+        unsafe { libc::munmap(self.addr.cast(), self.len) };
+    }
+}
+
 /// Issues an ioctl whose argument is a plain integer, not a pointer.
 pub fn ioctl_val(fd: &impl AsRawFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<i32> {
     // SAFETY: the kernel reads no memory for these requests; `arg` is a
@@ -340,6 +370,30 @@ impl CdevDevice {
         self.write_at(index, offset, &v.to_le_bytes())
             .map(drop)
             .map_err(|e| format!("write region {index} at {offset:#x}: {e}"))
+    }
+
+    /// Maps `len` bytes at `offset` of region `index`, read-write, shared.
+    pub fn mmap(&self, index: u32, offset: u64, len: usize) -> io::Result<Mapping> {
+        let region = self.region(index).map_err(io::Error::other)?;
+        // SAFETY: a fresh shared mapping of the device fd; nothing aliases
+        // it yet.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.device.as_raw_fd(),
+                (region.offset + offset) as libc::off_t,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            addr: addr.cast(),
+            len,
+        })
     }
 
     /// Reads a little-endian u32 at `offset` of region `index`.

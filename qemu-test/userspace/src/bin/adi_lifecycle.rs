@@ -263,6 +263,61 @@ fn group_open(mdev: &Mdev) -> Outcome {
     })
 }
 
+/// The fast path's mapping: BAR2 holds one doorbell page per queue pair,
+/// mapped straight into user space; each page is its queue pair's own.
+fn doorbells_mmap() -> Outcome {
+    let (_, t4) = types();
+    let m = t4.create()?.map_err(|e| format!("create 4q: {e}"))?;
+    let result = (|| {
+        let dev = vfio::CdevDevice::open(m.cdev()?)?;
+        let bar2 = dev.region(2)?;
+        ensure(bar2.size == 4 * 4096 && bar2.flags & 7 == 7, || {
+            format!("BAR2 {bar2:?}: want 4 pages, read|write|mmap")
+        })?;
+        let map = dev
+            .mmap(2, 0, 4 * 4096)
+            .map_err(|e| format!("mmap BAR2: {e}"))?;
+        for q in 0..4 {
+            ensure(map.read_u32(q * 4096) == 0, || {
+                format!("doorbell {q} not 0 on a new ADI")
+            })?;
+            map.write_u32(q * 4096, 0x100 + q as u32);
+        }
+        for q in 0..4 {
+            let v = map.read_u32(q * 4096);
+            ensure(v == 0x100 + q as u32, || {
+                format!("doorbell {q} reads {v:#x}: pages alias")
+            })?;
+        }
+        // A second mapping of one page sees the same doorbell.
+        let one = dev
+            .mmap(2, 4096, 4096)
+            .map_err(|e| format!("mmap BAR2 page 1: {e}"))?;
+        ensure(one.read_u32(0) == 0x101, || {
+            "second mapping sees another page".into()
+        })?;
+        // Refused: past the end, BAR0, and fd access to the doorbells.
+        for (index, off, len, what) in [
+            (2u32, 4096u64, 4 * 4096usize, "past BAR2's end"),
+            (0, 0, 4096, "BAR0"),
+        ] {
+            let e = dev.mmap(index, off, len).err();
+            ensure(
+                e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+                || format!("mmap of {what}: {e:?}, want EINVAL"),
+            )?;
+        }
+        let mut buf = [0u8; 4];
+        let e = dev.read_at(2, 0, &mut buf).err();
+        ensure(
+            e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
+            || format!("read() of BAR2: {e:?}, want EINVAL (no trapped path)"),
+        )
+    })();
+    m.remove()?;
+    result
+}
+
 fn exhaustion() -> Outcome {
     let (t1, t4) = types();
     let mut made = Vec::new();
@@ -329,6 +384,7 @@ fn main() {
             t.not_run(p, "adi_create failed");
         }
     }
+    t.point("adi_doorbells_mmap", doorbells_mmap);
     t.point("adi_exhaust_queue_pairs", exhaustion);
     t.point("adi_remove_waits_for_user", remove_while_open);
     std::process::exit(t.exit_code());

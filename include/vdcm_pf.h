@@ -18,7 +18,7 @@ struct page;
 struct vdcm_pf;
 
 /* Bumped on every incompatible change of this header. */
-#define VDCM_PF_CONTRACT_VERSION 3
+#define VDCM_PF_CONTRACT_VERSION 4
 
 /* How a PF can hand its queue pairs to ADIs. */
 #define VDCM_PF_MODE_DEDICATED	(1U << 0) /* whole QPs per ADI */
@@ -48,7 +48,9 @@ struct vdcm_pf_caps {
  *          mapped (or, for a write, mapped read-only): nothing was written;
  *          -EPERM while the tenant's device does not allow DMA (bus master
  *          disabled); -ENODEV once the binding is revoked. May sleep.
- * @raise_irq: signal the queue pair's completion interrupt. Any context.
+ * @raise_irq: signal the completion interrupt of queue pair @qp (one the
+ *             tenant is bound to). Process context (a work item or a
+ *             threaded interrupt handler); may sleep.
  * @get: take a reference on the tenant object.
  * @put: drop a reference; the last one frees it.
  *
@@ -62,7 +64,7 @@ struct vdcm_pf_caps {
 struct vdcm_tenant {
 	int (*dma_rw)(struct vdcm_tenant *t, u64 iova, void *buf, size_t len,
 		      bool write);
-	void (*raise_irq)(struct vdcm_tenant *t);
+	void (*raise_irq)(struct vdcm_tenant *t, u32 qp);
 	void (*get)(struct vdcm_tenant *t);
 	void (*put)(struct vdcm_tenant *t);
 };

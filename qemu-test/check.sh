@@ -41,10 +41,29 @@ kernel_rustfmt() {
 userspace_rustfmt() {
 	cd "$QT_DIR/userspace" && cargo fmt --check
 }
+# Every C type has one Rust definition: none the project's bindgen emits
+# may also be in the kernel crate's bindings. Bindgen's own helper types
+# (`__BindgenBitfieldUnit`, ...) and its names for anonymous enums
+# (`_bindgen_ty_N`, numbered per run) are not C types and are left out.
+bindgen_types() {
+	sed -nE 's/^pub (struct|union|type|enum) ([A-Za-z0-9_]+).*/\2/p' "$1" |
+		grep -vE '^(__Bindgen|__IncompleteArrayField$|_bindgen_ty_)' | sort -u
+}
+bindings_no_duplicate_types() {
+	local dup
+	dup=$(comm -12 <(bindgen_types "$TOP_DIR/rust/vdcm_bindings.rs") \
+		<(bindgen_types "$KDIR/rust/bindings/bindings_generated.rs"))
+	[ -z "$dup" ] || { echo "types bound twice:"; echo "$dup"; return 1; }
+}
+unsafe_only_in_rust_dir() {
+	! grep -rn --include='*.rs' -E '\bunsafe\b' "$TOP_DIR/drivers" "$TOP_DIR/samples"
+}
 host_point harness_judge_selftest python3 "$QT_DIR/tap_test.py"
 host_point build_no_warnings no_build_warnings
 host_point rustfmt_kernel_code kernel_rustfmt
 host_point rustfmt_userspace userspace_rustfmt
+host_point bindings_no_duplicate_types bindings_no_duplicate_types
+host_point unsafe_only_in_rust_dir unsafe_only_in_rust_dir
 
 "$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/check.sh" "$OUT_DIR" >/dev/null || true
 say "check took $((SECONDS - start)) s"

@@ -7,4 +7,5 @@
 #include <linux/mdev.h>
 #include <linux/iommufd.h>
 #include <linux/eventfd.h>
+#include <linux/iommu.h>
 #include <vdcm_pf.h>

@@ -12,7 +12,9 @@
 pub mod bindings;
 pub mod class;
 pub mod doorbell;
+pub mod eventfd;
 pub mod mdev;
+pub mod pasid;
 pub mod pf;
 pub mod poller;
 pub mod vfio;

@@ -59,6 +59,15 @@ pub trait Driver: Sized + 'static {
     /// How many more devices of type `type_index` can be created now.
     fn available_instances(parent: &Self::ParentData, type_index: usize) -> u32;
 
+    /// Names of the per-device counters, shown read-only as
+    /// `<device>/stats/<name>` while a device is bound.
+    const STATS: &'static [&'static CStr] = &[];
+
+    /// Value of counter `STATS[index]` of the device whose data is `data`.
+    fn stat(_data: <Self::DeviceData as ForeignOwnable>::Borrowed<'_>, _index: usize) -> u64 {
+        0
+    }
+
     /// Writes the human-readable description of type `type_index`.
     fn description(
         _parent: &Self::ParentData,
@@ -129,19 +138,93 @@ pub struct TypeInfo {
 pub struct DriverRegistration<T: Driver> {
     #[pin]
     drv: Opaque<bindings::mdev_driver>,
+    // Referenced by `drv.driver.dev_groups`; heap storage, stable.
+    _stats: KBox<StatsGroup>,
     _t: PhantomData<T>,
 }
 
-// SAFETY: the mdev core serialises use of the driver structure; it is only
-// read after registration.
+/// One `stats/` attribute and the index of its counter.
+#[repr(C)]
+struct StatAttr {
+    attr: bindings::device_attribute,
+    index: usize,
+}
+
+/// The `stats/` attribute group of a driver's devices.
+struct StatsGroup {
+    // Owned here, reached by sysfs through `group`.
+    _attrs: KVec<StatAttr>,
+    _attr_ptrs: KVec<*mut bindings::attribute>,
+    group: bindings::attribute_group,
+    groups: [*const bindings::attribute_group; 2],
+}
+
+impl StatsGroup {
+    /// The group for counters `names`, shown by `show`.
+    fn new(
+        names: &'static [&'static CStr],
+        show: unsafe extern "C" fn(
+            *mut bindings::device,
+            *mut bindings::device_attribute,
+            *mut ffi::c_char,
+        ) -> isize,
+    ) -> Result<KBox<Self>> {
+        let mut attrs = KVec::with_capacity(names.len(), GFP_KERNEL)?;
+        for (index, name) in names.iter().enumerate() {
+            // SAFETY: all-zero is a valid `device_attribute` (no callbacks).
+            let mut attr: bindings::device_attribute = unsafe { core::mem::zeroed() };
+            attr.attr.name = name.as_char_ptr();
+            attr.attr.mode = 0o444;
+            // `sysfs_attr_init`: a dynamically allocated attribute needs a
+            // static lockdep key.
+            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
+            {
+                attr.attr.key = kernel::static_lock_class!().as_ptr();
+            }
+            attr.__bindgen_anon_1.show = Some(show);
+            attrs.push(StatAttr { attr, index }, GFP_KERNEL)?;
+        }
+        let mut attr_ptrs = KVec::with_capacity(names.len() + 1, GFP_KERNEL)?;
+        for a in attrs.iter_mut() {
+            attr_ptrs.push(core::ptr::addr_of_mut!(a.attr.attr), GFP_KERNEL)?;
+        }
+        attr_ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
+        // SAFETY: all-zero is a valid `attribute_group` (no callbacks).
+        let mut group: bindings::attribute_group = unsafe { core::mem::zeroed() };
+        group.name = c"stats".as_char_ptr();
+        group.__bindgen_anon_2.attrs = attr_ptrs.as_mut_ptr();
+        let mut this = KBox::new(
+            StatsGroup {
+                _attrs: attrs,
+                _attr_ptrs: attr_ptrs,
+                group,
+                groups: [core::ptr::null(); 2],
+            },
+            GFP_KERNEL,
+        )?;
+        // The box does not move: the group's address is stable from here.
+        this.groups[0] = core::ptr::addr_of!(this.group);
+        Ok(this)
+    }
+}
+
+// SAFETY: the mdev core serialises use of the driver structure; it and the
+// attribute group are only read after registration.
 unsafe impl<T: Driver> Send for DriverRegistration<T> {}
 // SAFETY: See `Send`.
 unsafe impl<T: Driver> Sync for DriverRegistration<T> {}
 
 impl<T: Driver> DriverRegistration<T> {
     /// Registers the mdev driver for `module`.
-    pub fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
+    pub fn new(module: &'static ThisModule) -> Result<impl PinInit<Self, Error>> {
+        let stats = StatsGroup::new(T::STATS, Self::show_stat)?;
+        let groups = if T::STATS.is_empty() {
+            core::ptr::null()
+        } else {
+            stats.groups.as_ptr()
+        };
+        Ok(try_pin_init!(Self {
+            _stats: stats,
             drv <- Opaque::try_ffi_init(move |slot: *mut bindings::mdev_driver| {
                 // SAFETY: an all-zero `mdev_driver` is valid (null pointers,
                 // no callbacks); the needed fields are set below.
@@ -156,6 +239,7 @@ impl<T: Driver> DriverRegistration<T> {
                 raw.driver.name = T::NAME.as_char_ptr();
                 raw.driver.owner = module.as_ptr();
                 raw.driver.mod_name = T::NAME.as_char_ptr();
+                raw.driver.dev_groups = groups.cast_mut();
                 // SAFETY: `slot` is valid for writes.
                 unsafe { slot.write(raw) };
                 // SAFETY: `slot` holds a complete driver and stays pinned
@@ -163,7 +247,36 @@ impl<T: Driver> DriverRegistration<T> {
                 to_result(unsafe { bindings::mdev_register_driver(slot) })
             }),
             _t: PhantomData,
-        })
+        }))
+    }
+
+    /// # Safety
+    ///
+    /// Called by sysfs for a `stats/` attribute of a device bound to this
+    /// driver, with a `PAGE_SIZE` buffer. The driver core adds the group
+    /// after `probe` succeeded and removes it (waiting for readers) before
+    /// `remove`, so the device's driver data is live during the call.
+    unsafe extern "C" fn show_stat(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *mut ffi::c_char,
+    ) -> isize {
+        // SAFETY: every attribute of the group is the `attr` field of a
+        // `StatAttr` (first field of a `#[repr(C)]` struct).
+        let index = unsafe { (*attr.cast::<StatAttr>()).index };
+        // SAFETY: the device is live and bound (see above).
+        let ptr = unsafe { bindings::dev_get_drvdata(dev) };
+        // SAFETY: `probe` stored `into_foreign()` of a `T::DeviceData`,
+        // which `remove` takes back only after this group is gone.
+        let data = unsafe { T::DeviceData::borrow(ptr.cast()) };
+        let value = T::stat(data, index);
+        // SAFETY: sysfs show buffers are `PAGE_SIZE` bytes, ours during the
+        // call.
+        let page =
+            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
+        let mut out = PageWriter { page, len: 0 };
+        let _ = fmt::Write::write_fmt(&mut out, format_args!("{value}\n"));
+        out.len as isize
     }
 
     /// Recovers the parent from an mdev type of one of our parents.

@@ -173,12 +173,13 @@ impl TenantRef {
         })
     }
 
-    /// Signals the queue pair's completion interrupt. Any context.
-    pub fn raise_irq(&self) {
+    /// Signals the completion interrupt of queue pair `qp`, which must be
+    /// bound to this tenant. May sleep.
+    pub fn raise_irq(&self, qp: u32) {
         // SAFETY: live, by the type invariant.
         if let Some(raise) = unsafe { self.raw.as_ref().raise_irq } {
             // SAFETY: the object's own callback.
-            unsafe { raise(self.raw.as_ptr()) };
+            unsafe { raise(self.raw.as_ptr(), qp) };
         }
     }
 }
@@ -557,16 +558,19 @@ mod host {
     pub trait TenantOps: Send + Sync + 'static {
         /// Copies between `buf` and the tenant's I/O address space.
         fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result;
-        /// Signals the completion interrupt. Any context.
-        fn raise_irq(&self);
+        /// Signals the completion interrupt of the PF's queue pair `qp`.
+        /// Process context; may sleep.
+        fn raise_irq(&self, qp: u32);
     }
 
     /// A tenant object the VDCM gives to PFs: the C header they call through,
     /// followed by the VDCM's implementation. Always lives in an [`Arc`],
     /// whose count the PF's `get`/`put` move.
     #[repr(C)]
+    #[pin_data]
     pub struct Tenant<T: TenantOps> {
         raw: bindings::vdcm_tenant,
+        #[pin]
         ops: T,
     }
 
@@ -577,19 +581,19 @@ mod host {
 
     impl<T: TenantOps> Tenant<T> {
         /// A new tenant object implemented by `ops`.
-        pub fn new(ops: T) -> Result<Arc<Self>> {
-            Ok(Arc::new(
-                Tenant {
+        pub fn new(ops: impl PinInit<T, Error>) -> Result<Arc<Self>> {
+            Arc::pin_init(
+                try_pin_init!(Tenant {
                     raw: bindings::vdcm_tenant {
                         dma_rw: Some(Self::dma_rw),
                         raise_irq: Some(Self::raise_irq),
                         get: Some(Self::get),
                         put: Some(Self::put),
                     },
-                    ops,
-                },
+                    ops <- ops,
+                }),
                 GFP_KERNEL,
-            )?)
+            )
         }
 
         /// The VDCM's implementation.
@@ -636,9 +640,9 @@ mod host {
         /// # Safety
         ///
         /// Called by a PF with a tenant it holds a reference on.
-        unsafe extern "C" fn raise_irq(t: *mut bindings::vdcm_tenant) {
+        unsafe extern "C" fn raise_irq(t: *mut bindings::vdcm_tenant, qp: u32) {
             // SAFETY: the PF holds a reference.
-            unsafe { Self::from_raw(t) }.ops.raise_irq();
+            unsafe { Self::from_raw(t) }.ops.raise_irq(qp);
         }
 
         /// # Safety

@@ -240,6 +240,157 @@ impl Ioctl {
     }
 }
 
+impl Ioctl {
+    /// Answers `VFIO_DEVICE_GET_IRQ_INFO`: reads the index the user asks
+    /// about and replies with what `info` says of it (`EINVAL` from `info`
+    /// for an index the device does not have).
+    pub fn reply_irq_info(&self, info: impl FnOnce(u32) -> Result<IrqInfo>) -> Result<isize> {
+        let mut buf = self.read_fixed::<16>()?;
+        let answer = info(le_u32(&buf, 8))?;
+        put_u32(&mut buf, 4, answer.flags);
+        put_u32(&mut buf, 12, answer.count);
+        self.user_slice(16).writer().write_slice(&buf)?;
+        Ok(0)
+    }
+
+    /// Reads and validates a `VFIO_DEVICE_SET_IRQS` request.
+    ///
+    /// `irqs(index)` is the number of interrupts of IRQ index `index`
+    /// (`None`: no such index). The request must name exactly one data type
+    /// and one action and nothing else (`EINVAL`); `start + count` must not
+    /// pass the index's interrupts (`EINVAL`); `argsz` must cover the data
+    /// (`EINVAL`); `count == 0` is only valid with `DATA_NONE`, where it
+    /// means "all interrupts of the index" (the disable request of
+    /// `ACTION_TRIGGER`). Eventfd descriptors are resolved here: `-1`
+    /// becomes `None` (tear down), anything else must be an open eventfd
+    /// (`EBADF`/`EINVAL` otherwise).
+    pub fn read_irq_set(&self, irqs: impl FnOnce(u32) -> Option<u32>) -> Result<IrqSet> {
+        const HEADER: usize = 20;
+        let mut hdr = [0u8; HEADER];
+        self.user_slice(HEADER).reader().read_slice(&mut hdr)?;
+        let argsz = le_u32(&hdr, 0) as usize;
+        let flags = le_u32(&hdr, 4);
+        let index = le_u32(&hdr, 8);
+        let start = le_u32(&hdr, 12);
+        let count = le_u32(&hdr, 16);
+        if argsz < HEADER {
+            return Err(EINVAL);
+        }
+        let data_type = flags & bindings::VFIO_IRQ_SET_DATA_TYPE_MASK;
+        let action = match flags & bindings::VFIO_IRQ_SET_ACTION_TYPE_MASK {
+            bindings::VFIO_IRQ_SET_ACTION_MASK => IrqAction::Mask,
+            bindings::VFIO_IRQ_SET_ACTION_UNMASK => IrqAction::Unmask,
+            bindings::VFIO_IRQ_SET_ACTION_TRIGGER => IrqAction::Trigger,
+            _ => return Err(EINVAL),
+        };
+        let known = bindings::VFIO_IRQ_SET_DATA_TYPE_MASK | bindings::VFIO_IRQ_SET_ACTION_TYPE_MASK;
+        if flags & !known != 0 {
+            return Err(EINVAL);
+        }
+        let max = irqs(index).ok_or(EINVAL)?;
+        if start.checked_add(count).is_none_or(|end| end > max) || (count == 0 && start != 0) {
+            return Err(EINVAL);
+        }
+        let elem = match data_type {
+            bindings::VFIO_IRQ_SET_DATA_NONE => 0,
+            bindings::VFIO_IRQ_SET_DATA_BOOL => 1,
+            bindings::VFIO_IRQ_SET_DATA_EVENTFD => 4,
+            _ => return Err(EINVAL),
+        };
+        if elem != 0 && count == 0 {
+            return Err(EINVAL);
+        }
+        let size = elem * count as usize;
+        if argsz < HEADER + size {
+            return Err(EINVAL);
+        }
+        let mut raw = KVec::from_elem(0u8, size, GFP_KERNEL)?;
+        let mut reader = UserSlice::new(UserPtr::from_addr(self.arg + HEADER), size).reader();
+        reader.read_slice(&mut raw)?;
+        let data = match elem {
+            0 => IrqData::None,
+            1 => {
+                let mut v = KVec::with_capacity(size, GFP_KERNEL)?;
+                for &b in raw.iter() {
+                    v.push(b != 0, GFP_KERNEL)?;
+                }
+                IrqData::Bool(v)
+            }
+            _ => {
+                let mut v = KVec::with_capacity(count as usize, GFP_KERNEL)?;
+                for fd in raw.chunks_exact(4) {
+                    let fd = le_u32(fd, 0) as i32;
+                    let efd = if fd == -1 {
+                        None
+                    } else if fd < 0 {
+                        return Err(EINVAL);
+                    } else {
+                        Some(super::eventfd::EventFd::from_fd(fd)?)
+                    };
+                    v.push(efd, GFP_KERNEL)?;
+                }
+                IrqData::EventFd(v)
+            }
+        };
+        Ok(IrqSet {
+            action,
+            index,
+            start,
+            count: if count == 0 { max } else { count },
+            all: count == 0,
+            data,
+        })
+    }
+}
+
+/// What a device reports for one IRQ index in `VFIO_DEVICE_GET_IRQ_INFO`.
+#[derive(Clone, Copy, Debug)]
+pub struct IrqInfo {
+    /// `VFIO_IRQ_INFO_*` flags (see [`pci`]).
+    pub flags: u32,
+    /// Number of interrupts of the index (0: not supported).
+    pub count: u32,
+}
+
+/// The action of a `VFIO_DEVICE_SET_IRQS` request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqAction {
+    /// `VFIO_IRQ_SET_ACTION_MASK`.
+    Mask,
+    /// `VFIO_IRQ_SET_ACTION_UNMASK`.
+    Unmask,
+    /// `VFIO_IRQ_SET_ACTION_TRIGGER`.
+    Trigger,
+}
+
+/// The data of a `VFIO_DEVICE_SET_IRQS` request, one element per interrupt
+/// of `start..start + count`.
+pub enum IrqData {
+    /// `VFIO_IRQ_SET_DATA_NONE`: act on every interrupt of the range.
+    None,
+    /// `VFIO_IRQ_SET_DATA_BOOL`: act on the interrupts whose flag is set.
+    Bool(KVec<bool>),
+    /// `VFIO_IRQ_SET_DATA_EVENTFD`: the trigger of each interrupt; `None`
+    /// (fd -1) removes it.
+    EventFd(KVec<Option<super::eventfd::EventFd>>),
+}
+
+/// A validated `VFIO_DEVICE_SET_IRQS` request (see [`Ioctl::read_irq_set`]).
+pub struct IrqSet {
+    /// What to do.
+    pub action: IrqAction,
+    /// The IRQ index (for vfio-pci devices, `pci::MSIX_IRQ_INDEX` etc.).
+    pub index: u32,
+    /// First interrupt of the range.
+    pub start: u32,
+    /// Number of interrupts in the range; never 0.
+    pub count: u32,
+    /// The user passed `count == 0` with `DATA_NONE`: the whole index.
+    pub all: bool,
+    /// Per-interrupt data.
+    pub data: IrqData,
+}
+
 fn le_u32(buf: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];
     b.copy_from_slice(&buf[at..at + 4]);
@@ -741,6 +892,11 @@ pub mod pci {
     pub const NUM_REGIONS: u32 = bindings::VFIO_PCI_NUM_REGIONS;
     /// IRQ index of MSI-X.
     pub const MSIX_IRQ_INDEX: u32 = bindings::VFIO_PCI_MSIX_IRQ_INDEX;
+    /// `VFIO_IRQ_INFO_EVENTFD`: the index takes eventfd triggers.
+    pub const IRQ_INFO_EVENTFD: u32 = bindings::VFIO_IRQ_INFO_EVENTFD;
+    /// `VFIO_IRQ_INFO_NORESIZE`: enabled vectors cannot be added to without
+    /// disabling the index first.
+    pub const IRQ_INFO_NORESIZE: u32 = bindings::VFIO_IRQ_INFO_NORESIZE;
     /// Number of IRQ indexes of a vfio-pci device.
     pub const NUM_IRQS: u32 = bindings::VFIO_PCI_NUM_IRQS;
 

@@ -21,6 +21,7 @@
 
 use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::aref::ARef;
 use kernel::sync::atomic::Atomic;
 use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
@@ -36,6 +37,11 @@ use crate::regs::Bar0Access;
 use crate::regs::Bar0Effect;
 use crate::regs::QueueError;
 use crate::regs::QueueState;
+use crate::vdcm_kernel::eventfd::EventFd;
+use crate::vdcm_kernel::pasid::Pasid;
+use crate::vdcm_kernel::pf::QpStats;
+use crate::vdcm_kernel::pf::Tenant;
+use crate::vdcm_kernel::pf::TenantOps;
 use crate::vdcm_kernel::vfio;
 use crate::vdcm_kernel::vfio::pci;
 
@@ -56,49 +62,202 @@ pub struct TrapCounters {
     pub bar0: Atomic<u64>,
     /// Config-space reads and writes.
     pub config: Atomic<u64>,
+    /// Reads and writes of BAR2 through the device fd (all refused: the
+    /// doorbells are only reachable mapped, where no access traps).
+    pub bar2: Atomic<u64>,
+}
+
+/// The interrupt state of an ADI as VFIO user space set it up: the trigger
+/// of each MSI-X vector, and the vectors masked with `SET_IRQS`.
+///
+/// The MSI-X table in BAR0 is the guest's view, which a VMM emulates
+/// itself (as it does for vfio-pci devices); delivery follows what the VMM
+/// set here, as vfio-pci's does.
+struct Irqs {
+    triggers: KVec<Option<EventFd>>,
+    masked: KVec<bool>,
+    pending: KVec<bool>,
+}
+
+impl Irqs {
+    fn new(vectors: u16) -> Result<Self> {
+        let n = usize::from(vectors);
+        let mut triggers = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            triggers.push(None, GFP_KERNEL)?;
+        }
+        Ok(Irqs {
+            triggers,
+            masked: KVec::from_elem(false, n, GFP_KERNEL)?,
+            pending: KVec::from_elem(false, n, GFP_KERNEL)?,
+        })
+    }
+
+    /// Drops every trigger and mask: the state of a freshly opened device.
+    fn clear(&mut self) {
+        for t in self.triggers.iter_mut() {
+            *t = None;
+        }
+        self.masked.iter_mut().for_each(|m| *m = false);
+        self.pending.iter_mut().for_each(|p| *p = false);
+    }
+
+    /// Delivers `vector` now, or marks it pending while masked. Returns
+    /// whether an eventfd was signalled.
+    fn fire(&mut self, vector: usize) -> bool {
+        if self.masked.get(vector).copied().unwrap_or(true) {
+            if let Some(p) = self.pending.get_mut(vector) {
+                *p = true;
+            }
+            return false;
+        }
+        match self.triggers.get(vector) {
+            Some(Some(efd)) => {
+                efd.signal();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Whether interrupt `i` of a `SET_IRQS` range is acted on: all of them,
+/// or those whose flag is set for `DATA_BOOL`.
+fn selected(data: &vfio::IrqData, i: usize) -> bool {
+    match data {
+        vfio::IrqData::Bool(flags) => flags.get(i).copied().unwrap_or(false),
+        _ => true,
+    }
+}
+
+/// Counters of one ADI beyond its trap counters.
+pub struct AdiCounters {
+    /// Device resets (VFIO_DEVICE_RESET, DEVCTL.reset, close).
+    pub resets: Atomic<u64>,
+    /// Interrupts delivered to user space through an eventfd.
+    pub interrupts: Atomic<u64>,
+}
+
+/// The tenant object of an ADI: what its PF's queue pairs reach the tenant
+/// through (DMA and completion interrupts).
+///
+/// It holds the device only while user space has it open: `close` revokes
+/// it (waiting for DMA in flight), so a PF that still holds the tenant
+/// gets `ENODEV` and reaches nothing.
+#[pin_data]
+pub struct AdiTenant {
+    #[pin]
+    dev: Mutex<Option<ARef<vfio::Device<Adi>>>>,
+}
+
+impl TenantOps for AdiTenant {
+    fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
+        let dev = self.dev.lock();
+        let dev = dev.as_ref().ok_or(ENODEV)?;
+        if !dev.dma_allowed() {
+            return Err(EPERM);
+        }
+        dev.dma_rw(iova, buf, write)
+    }
+
+    fn raise_irq(&self, qp: u32) {
+        if let Some(dev) = self.dev.lock().as_ref() {
+            dev.raise_queue_irq(qp);
+        }
+    }
 }
 
 /// One ADI: the virtual device's state.
+///
+/// Locking, outermost first: `ctl` (one guest control action at a time,
+/// held across the PF's queue operations), then the PF's own locks, then
+/// the tenant's device slot, then `bar0`, then `irqs`. The PF calls the
+/// tenant with its locks held, so nothing here calls the PF while holding
+/// `bar0` or `irqs`.
 #[pin_data]
 pub struct Adi {
     link: Arc<PfLink>,
     qps: QpReservation,
-    /// The PF's queue pairs backing queues 0..n; emptied when they go back
-    /// to the PF.
+    /// The PF's queue pairs backing queues 0..n.
+    queues: KVec<u32>,
+    /// Whether `queues` went back to the PF.
+    released: Atomic<bool>,
+    pasid: Pasid,
+    tenant: Arc<Tenant<AdiTenant>>,
     #[pin]
-    queues: Mutex<KVec<u32>>,
+    ctl: Mutex<()>,
     #[pin]
     bar0: Mutex<Bar0>,
+    #[pin]
+    irqs: Mutex<Irqs>,
     traps: TrapCounters,
+    counters: AdiCounters,
 }
 
 impl Adi {
     /// A new ADI over the reserved queue pairs `qps`, taking them from the
-    /// PF of `link`.
+    /// PF of `link` and binding them to a fresh PASID.
     pub fn new(link: Arc<PfLink>, qps: QpReservation) -> Result<impl PinInit<Self, Error>> {
         let n = u16::try_from(qps.count()).map_err(|_| EINVAL)?;
-        let bar0 = Bar0::new(n, vectors_for(n))?;
+        let mut bar0 = Bar0::new(n, vectors_for(n))?;
+        let pasid = link.pasids.alloc().inspect_err(|_| {
+            dev_err!(link.pf.device(), "no PASID left for a new ADI\n");
+        })?;
+        let tenant = Tenant::new(try_pin_init!(AdiTenant {
+            dev <- new_mutex!(None),
+        }))?;
         let mut queues = KVec::with_capacity(n.into(), GFP_KERNEL)?;
-        for _ in 0..n {
-            match link.pf.qp_alloc() {
-                Ok(qp) => queues.push(qp, GFP_KERNEL)?,
+        let give_back = |queues: &KVec<u32>| {
+            for &qp in queues.iter() {
+                link.pf.qp_unbind(qp);
+                link.pf.qp_free(qp);
+            }
+        };
+        for q in 0..n {
+            let qp = match link.pf.qp_alloc() {
+                Ok(qp) => qp,
                 Err(e) => {
-                    for &qp in queues.iter() {
-                        link.pf.qp_free(qp);
-                    }
+                    give_back(&queues);
                     dev_err!(link.pf.device(), "PF refused a queue pair: {:?}\n", e);
                     return Err(e);
                 }
+            };
+            if let Err(e) = queues.push(qp, GFP_KERNEL) {
+                link.pf.qp_free(qp);
+                give_back(&queues);
+                return Err(e.into());
             }
+            if let Err(e) = link.pf.qp_bind(qp, pasid.id(), &tenant) {
+                give_back(&queues);
+                dev_err!(
+                    link.pf.device(),
+                    "PF refused PASID {} for queue pair {}: {:?}\n",
+                    pasid.id(),
+                    qp,
+                    e
+                );
+                return Err(e);
+            }
+            bar0.set_queue_pasid(q, pasid.id());
         }
         Ok(try_pin_init!(Adi {
             link,
             qps,
-            queues <- new_mutex!(queues),
+            queues,
+            released: Atomic::new(false),
+            pasid,
+            tenant,
+            ctl <- new_mutex!(()),
             bar0 <- new_mutex!(bar0),
+            irqs <- new_mutex!(Irqs::new(vectors_for(n))?),
             traps: TrapCounters {
                 bar0: Atomic::new(0),
                 config: Atomic::new(0),
+                bar2: Atomic::new(0),
+            },
+            counters: AdiCounters {
+                resets: Atomic::new(0),
+                interrupts: Atomic::new(0),
             },
         }))
     }
@@ -108,15 +267,47 @@ impl Adi {
         self.qps.count()
     }
 
+    /// The PF's counters of the ADI's queue pairs, summed.
+    pub fn queue_stats(&self) -> QpStats {
+        let mut sum = QpStats::default();
+        for q in 0..self.queues.len() as u16 {
+            if let Some(qp) = self.pf_qp(q) {
+                let s = self.link.pf.qp_stats(qp);
+                sum.descriptors += s.descriptors;
+                sum.bytes += s.bytes;
+                sum.faults += s.faults;
+                sum.invalid += s.invalid;
+                sum.interrupts += s.interrupts;
+            }
+        }
+        sum
+    }
+
+    /// The ADI's PASID.
+    pub fn pasid(&self) -> u32 {
+        self.pasid.id()
+    }
+
     /// Gives the ADI's queue pairs back to the PF (stopped and unbound
     /// first). Called once the device is unregistered and closed.
     pub fn release_queues(&self) {
-        let queues = core::mem::take(&mut *self.queues.lock());
-        for &qp in queues.iter() {
+        let _ctl = self.ctl.lock();
+        if self.released.xchg(true, Relaxed) {
+            return;
+        }
+        for &qp in self.queues.iter() {
             self.link.pf.qp_stop(qp);
             self.link.pf.qp_unbind(qp);
             self.link.pf.qp_free(qp);
         }
+    }
+
+    /// The PF queue pair behind queue `q`, while the ADI holds them.
+    fn pf_qp(&self, q: u16) -> Option<u32> {
+        if self.released.load(Relaxed) {
+            return None;
+        }
+        self.queues.get(usize::from(q)).copied()
     }
 
     /// Size of BAR2: one doorbell page per queue pair.
@@ -124,11 +315,43 @@ impl Adi {
         u64::from(self.qps.count()) * u64::from(self.link.caps.doorbell_size)
     }
 
+    /// MSI-X vectors of the device.
+    fn irq_count(&self) -> u32 {
+        self.irqs.lock().triggers.len() as u32
+    }
+
+    /// Whether the device may master DMA now. Becomes the command
+    /// register's bus-master enable once config space is emulated.
+    fn dma_allowed(&self) -> bool {
+        true
+    }
+
     /// Resets the whole device, as `VFIO_DEVICE_RESET` and a function-level
-    /// reset do: queues stop, every register returns to its reset value,
-    /// pending interrupts are dropped. The host-set PASIDs stay.
-    pub fn reset(&self) {
+    /// reset do: queues stop (descriptors in flight finish first), every
+    /// register returns to its reset value, pending interrupts are dropped.
+    /// The host-set PASIDs stay. The caller holds `ctl`.
+    fn reset_locked(&self) {
+        self.stop_queues();
         self.bar0.lock().reset();
+        let mut irqs = self.irqs.lock();
+        irqs.masked.iter_mut().for_each(|m| *m = false);
+        irqs.pending.iter_mut().for_each(|p| *p = false);
+        self.counters.resets.fetch_add(1, Relaxed);
+    }
+
+    /// See [`Adi::reset_locked`].
+    pub fn reset(&self) {
+        let _ctl = self.ctl.lock();
+        self.reset_locked();
+    }
+
+    /// Stops every queue at the PF. The caller holds `ctl`.
+    fn stop_queues(&self) {
+        for q in 0..self.queues.len() as u16 {
+            if let Some(qp) = self.pf_qp(q) {
+                self.link.pf.qp_stop(qp);
+            }
+        }
     }
 
     /// The trap counters.
@@ -136,20 +359,42 @@ impl Adi {
         &self.traps
     }
 
+    /// The ADI's other counters.
+    pub fn counters(&self) -> &AdiCounters {
+        &self.counters
+    }
+
     /// Splits a file offset into a region index and an offset inside it.
     fn region_of(offset: u64) -> (u64, u64) {
         (offset >> REGION_SHIFT, offset & ((1 << REGION_SHIFT) - 1))
     }
 
-    /// Acts on what a BAR0 write asked for.
-    ///
-    /// Queues are started and stopped in the register file only: the PF's
-    /// queue operations join through the PF contract next, so a "running"
-    /// queue does not process descriptors yet.
-    fn apply(bar0: &mut Bar0, effect: Bar0Effect) {
+    /// Counts and reports an access through the device fd to a region that
+    /// has no trapped path; the error to return.
+    fn refuse_access(&self, region: u64, offset: u64, len: usize) -> Error {
+        if region == u64::from(BAR2_REGION_INDEX) {
+            self.traps.bar2.fetch_add(1, Relaxed);
+        }
+        dev_err!(
+            self.link.pf.device(),
+            "{}-byte access at {:#x} of region {} refused: no trapped path there\n",
+            len,
+            offset,
+            region
+        );
+        EINVAL
+    }
+
+    /// Acts on what a BAR0 write asked for. The caller holds `ctl`, not
+    /// `bar0`.
+    fn apply(&self, effect: Bar0Effect) {
         match effect {
             Bar0Effect::None | Bar0Effect::VectorUnmasked(_) | Bar0Effect::QueueDrain(_) => {}
             Bar0Effect::DeviceEnable(on) => {
+                if !on {
+                    self.stop_queues();
+                }
+                let mut bar0 = self.bar0.lock();
                 bar0.set_device_enabled(on);
                 if !on {
                     for q in 0..bar0.num_queues() {
@@ -157,33 +402,115 @@ impl Adi {
                     }
                 }
             }
-            // Called with `bar0` locked: the same as `Adi::reset`.
-            Bar0Effect::DeviceReset => bar0.reset(),
+            Bar0Effect::DeviceReset => self.reset_locked(),
             Bar0Effect::QueueEnable(q) => {
-                let state = match Self::check_queue(bar0, q) {
-                    Some(e) => QueueState::Failed(e),
-                    None => QueueState::Running,
+                let (ring, error) = {
+                    let bar0 = self.bar0.lock();
+                    (bar0.queue_ring(q), Self::check_queue(&bar0, q))
                 };
-                bar0.set_queue_state(q, state);
+                let state = match (ring, error, self.pf_qp(q)) {
+                    (_, Some(e), _) => QueueState::Failed(e),
+                    (Some((base, size)), None, Some(qp)) => {
+                        match self.link.pf.qp_start(qp, base, size) {
+                            Ok(()) => QueueState::Running,
+                            Err(_) => QueueState::Failed(QueueError::PfRefused),
+                        }
+                    }
+                    _ => QueueState::Failed(QueueError::PfRefused),
+                };
+                self.bar0.lock().set_queue_state(q, state);
             }
-            Bar0Effect::QueueDisable(q) => bar0.set_queue_state(q, QueueState::Stopped),
-            Bar0Effect::QueueReset(q) => {
+            Bar0Effect::QueueDisable(q) | Bar0Effect::QueueReset(q) => {
+                if let Some(qp) = self.pf_qp(q) {
+                    self.link.pf.qp_stop(qp);
+                }
+                let mut bar0 = self.bar0.lock();
                 bar0.set_queue_state(q, QueueState::Stopped);
-                bar0.reset_queue(q);
+                if effect == Bar0Effect::QueueReset(q) {
+                    bar0.reset_queue(q);
+                }
             }
         }
     }
 
     /// Why queue `q` cannot start, if it cannot.
     fn check_queue(bar0: &Bar0, q: u16) -> Option<QueueError> {
-        let (_, size) = bar0.queue_ring(q)?;
+        let (base, size) = bar0.queue_ring(q)?;
         if !bar0.device_enabled() {
             return Some(QueueError::DeviceDisabled);
         }
         if !size.is_power_of_two() || !(2..=1 << regs::MAX_RING_ORDER).contains(&size) {
             return Some(QueueError::BadRingSize);
         }
+        if base % regs::RING_ALIGN != 0 {
+            return Some(QueueError::BadRingSize);
+        }
         None
+    }
+
+    /// A completion of the PF's queue pair `qp` asked for an interrupt.
+    fn raise_queue_irq(&self, qp: u32) {
+        let Some(q) = self.queues.iter().position(|&x| x == qp) else {
+            return;
+        };
+        let Some(vector) = self.bar0.lock().queue_vector(q as u16) else {
+            return;
+        };
+        if self.irqs.lock().fire(usize::from(vector)) {
+            self.counters.interrupts.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Carries out a validated `VFIO_DEVICE_SET_IRQS` on the MSI-X index.
+    fn set_irqs(&self, set: vfio::IrqSet) -> Result<isize> {
+        if set.index != pci::MSIX_IRQ_INDEX {
+            // No INTx, MSI, error or request interrupts: only "disable
+            // all" (count 0) is valid for them, and has nothing to do.
+            return if set.count == 0 { Ok(0) } else { Err(EINVAL) };
+        }
+        let range = set.start as usize..(set.start + set.count) as usize;
+        let mut irqs = self.irqs.lock();
+        let mut delivered = 0;
+        match (set.action, set.data) {
+            (vfio::IrqAction::Trigger, vfio::IrqData::EventFd(fds)) => {
+                for (v, fd) in range.zip(fds) {
+                    if let Some(t) = irqs.triggers.get_mut(v) {
+                        *t = fd;
+                    }
+                }
+            }
+            (vfio::IrqAction::Trigger, vfio::IrqData::None) if set.all => irqs.clear(),
+            (vfio::IrqAction::Trigger, data) => {
+                for (i, v) in range.enumerate() {
+                    if selected(&data, i) && irqs.fire(v) {
+                        delivered += 1;
+                    }
+                }
+            }
+            (vfio::IrqAction::Mask, data) => {
+                for (i, v) in range.enumerate() {
+                    if let Some(m) = irqs.masked.get_mut(v).filter(|_| selected(&data, i)) {
+                        *m = true;
+                    }
+                }
+            }
+            (vfio::IrqAction::Unmask, data) => {
+                for (i, v) in range.enumerate() {
+                    if !selected(&data, i) {
+                        continue;
+                    }
+                    if let Some(m) = irqs.masked.get_mut(v) {
+                        *m = false;
+                    }
+                    let was_pending = irqs.pending.get_mut(v).map(core::mem::take);
+                    if was_pending == Some(true) && irqs.fire(v) {
+                        delivered += 1;
+                    }
+                }
+            }
+        }
+        self.counters.interrupts.fetch_add(delivered, Relaxed);
+        Ok(0)
     }
 }
 
@@ -211,6 +538,24 @@ impl vfio::Driver for Adi {
         })
     }
 
+    fn open(dev: &vfio::Device<Self>) -> Result {
+        let _ctl = dev.ctl.lock();
+        *dev.tenant.ops().dev.lock() = Some(ARef::from(dev));
+        Ok(())
+    }
+
+    fn close(dev: &vfio::Device<Self>) {
+        let _ctl = dev.ctl.lock();
+        // Queues stop first (descriptors in flight finish), then the DMA
+        // and interrupt path is revoked: a PF still holding the tenant
+        // reaches nothing, and the device holds no reference to itself.
+        dev.stop_queues();
+        *dev.tenant.ops().dev.lock() = None;
+        dev.irqs.lock().clear();
+        // The next user finds the device as after a reset.
+        dev.reset_locked();
+    }
+
     fn read(dev: &vfio::Device<Self>, out: &mut UserSliceWriter, offset: u64) -> Result<usize> {
         let len = out.len();
         match Self::region_of(offset) {
@@ -221,7 +566,7 @@ impl vfio::Driver for Adi {
                 out.write_slice(&value.to_le_bytes()[..len])?;
                 Ok(len)
             }
-            _ => Err(EINVAL),
+            (r, off) => Err(dev.refuse_access(r, off, len)),
         }
     }
 
@@ -233,12 +578,15 @@ impl vfio::Driver for Adi {
                 let access = Bar0Access::decode(off, len)?;
                 let mut bytes = [0u8; 8];
                 input.read_slice(&mut bytes[..len])?;
-                let mut bar0 = dev.bar0.lock();
-                let effect = bar0.write(access, len, u64::from_le_bytes(bytes));
-                Self::apply(&mut bar0, effect);
+                let _ctl = dev.ctl.lock();
+                let effect = dev
+                    .bar0
+                    .lock()
+                    .write(access, len, u64::from_le_bytes(bytes));
+                dev.apply(effect);
                 Ok(len)
             }
-            _ => Err(EINVAL),
+            (r, off) => Err(dev.refuse_access(r, off, len)),
         }
     }
 
@@ -265,10 +613,12 @@ impl vfio::Driver for Adi {
             );
             return Err(EINVAL);
         }
-        let queues = dev.queues.lock();
         let first = (off / page) as usize;
         for (i, at) in (0..vma.len()).step_by(page as usize).enumerate() {
-            let qp = *queues.get(first + i).ok_or(ENODEV)?;
+            let qp = u16::try_from(first + i)
+                .ok()
+                .and_then(|q| dev.pf_qp(q))
+                .ok_or(ENODEV)?;
             let doorbell = dev.link.pf.qp_doorbell(qp).ok_or(ENODEV)?;
             vma.insert_page(at, &doorbell)?;
         }
@@ -285,6 +635,26 @@ impl vfio::Driver for Adi {
             vfio::DEVICE_RESET => {
                 dev.reset();
                 Ok(0)
+            }
+            vfio::DEVICE_GET_IRQ_INFO => ioctl.reply_irq_info(|index| match index {
+                pci::MSIX_IRQ_INDEX => Ok(vfio::IrqInfo {
+                    flags: pci::IRQ_INFO_EVENTFD,
+                    count: dev.irq_count(),
+                }),
+                i if i < pci::NUM_IRQS => Ok(vfio::IrqInfo { flags: 0, count: 0 }),
+                _ => Err(EINVAL),
+            }),
+            vfio::DEVICE_SET_IRQS => {
+                let set = ioctl
+                    .read_irq_set(|index| match index {
+                        pci::MSIX_IRQ_INDEX => Some(dev.irq_count()),
+                        i if i < pci::NUM_IRQS => Some(0),
+                        _ => None,
+                    })
+                    .inspect_err(|e| {
+                        dev_err!(dev.parent(), "VFIO_DEVICE_SET_IRQS refused: {:?}\n", e)
+                    })?;
+                dev.set_irqs(set)
             }
             _ => Err(ENOTTY),
         }

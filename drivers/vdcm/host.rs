@@ -19,6 +19,7 @@ use kernel::sync::Arc;
 
 use crate::adi::Adi;
 use crate::vdcm_kernel::mdev;
+use crate::vdcm_kernel::pasid::PasidSpace;
 use crate::vdcm_kernel::pf;
 use crate::vdcm_kernel::vfio;
 
@@ -100,6 +101,8 @@ pub struct PfLink {
     pub pf: pf::Pf,
     /// What it offers.
     pub caps: pf::Caps,
+    /// Where its ADIs' PASIDs come from.
+    pub pasids: Arc<PasidSpace>,
 }
 
 /// What the VDCM keeps for one registered PF (the mdev parent's data).
@@ -149,6 +152,37 @@ impl mdev::Driver for Vdcm {
         // goes. The queue pairs go back to it now, not when the last
         // reference to the device is dropped.
         dev.release_queues();
+    }
+
+    const STATS: &'static [&'static CStr] = &[
+        c"descriptors",
+        c"bytes",
+        c"faults",
+        c"invalid",
+        c"interrupts",
+        c"traps_bar0",
+        c"traps_config",
+        c"traps_bar2",
+        c"resets",
+        c"pasid",
+    ];
+
+    fn stat(data: &vfio::Registration<Adi>, index: usize) -> u64 {
+        let adi: &Adi = data.device();
+        let qp = || adi.queue_stats();
+        match index {
+            0 => qp().descriptors,
+            1 => qp().bytes,
+            2 => qp().faults,
+            3 => qp().invalid,
+            4 => adi.counters().interrupts.load(Relaxed),
+            5 => adi.traps().bar0.load(Relaxed),
+            6 => adi.traps().config.load(Relaxed),
+            7 => adi.traps().bar2.load(Relaxed),
+            8 => adi.counters().resets.load(Relaxed),
+            9 => adi.pasid().into(),
+            _ => 0,
+        }
     }
 
     fn available_instances(parent: &PfData, type_index: usize) -> u32 {
@@ -202,7 +236,14 @@ impl pf::Host for Host {
         }
         let types = TYPES.map(|t| t.info);
         let data = PfData {
-            link: Arc::new(PfLink { pf, caps }, GFP_KERNEL)?,
+            link: Arc::new(
+                PfLink {
+                    pasids: PasidSpace::new(&dev, caps.pasid_bits)?,
+                    pf,
+                    caps,
+                },
+                GFP_KERNEL,
+            )?,
             qps: Arc::new(
                 QpPool {
                     free: Atomic::new(caps.num_qps),

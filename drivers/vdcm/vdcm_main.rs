@@ -47,7 +47,7 @@ struct VdcmModule {
 
 impl kernel::Module for VdcmModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let driver = Arc::pin_init(mdev::DriverRegistration::new(module), GFP_KERNEL)?;
+        let driver = Arc::pin_init(mdev::DriverRegistration::new(module)?, GFP_KERNEL)?;
         let host = pf::HostRegistration::new(Arc::new(host::Host::new(driver), GFP_KERNEL)?)?;
         pr_info!(
             "loaded: PF contract v{}, VFIO API {}, BAR0 {} bytes ({} queue slots, {} MSI-X vectors)\n",

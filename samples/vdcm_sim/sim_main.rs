@@ -15,6 +15,8 @@ use kernel::sync::Arc;
 #[path = "../../rust/lib.rs"]
 pub mod vdcm_kernel;
 
+pub mod desc;
+pub mod engine;
 pub mod sim_pf;
 
 use sim_pf::SimPf;

@@ -1,25 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! One simulated SIOV PF: its queue pairs, the PASID-table entry of each
-//! (PASID and tenant), and their doorbell pages.
+//! (PASID and tenant), their doorbell pages and the data mover that runs
+//! their rings.
 //!
 //! The VDCM reaches all of it through the PF contract ([`QueueOps`]); a
 //! queue pair's tenant is only ever reached through the tenant object the
 //! VDCM bound to it, as a real PF's DMA is only ever translated through the
 //! IOMMU's PASID-table entry for the queue's PASID.
 //!
-//! Locking: `qps` protects the queue-pair table. It is also held while a
-//! queue pair's descriptors are processed, so `qp_stop` returns only when
-//! none is in flight.
+//! Locking: `Queues::table` protects the queue-pair table and the data
+//! mover's buffers. The engine holds it while it processes a queue pair's
+//! descriptors, so `qp_stop` and `qp_unbind` return only when none is in
+//! flight. It is taken before anything of the VDCM's (the tenant's
+//! `dma_rw` and `raise_irq` are called with it held); the VDCM never holds
+//! its own locks when it calls the PF.
 
 use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 use kernel::sync::Mutex;
 
+use crate::engine::Engine;
 use crate::vdcm_kernel::doorbell::DoorbellPage;
 use crate::vdcm_kernel::pf::QpStats;
 use crate::vdcm_kernel::pf::QueueOps;
 use crate::vdcm_kernel::pf::TenantRef;
+use crate::vdcm_kernel::poller::Poller;
 
 /// Byte offset of the tail register in a doorbell page.
 pub const DOORBELL_TAIL: usize = 0;
@@ -31,26 +38,49 @@ pub struct Ring {
     pub base: u64,
     /// Descriptors in the ring (a power of two).
     pub size: u32,
-    /// Next descriptor the engine processes.
+    /// Descriptors consumed since the ring started (free-running; the slot
+    /// is `head % size`). The tenant's tail counts the same way.
     pub head: u32,
 }
 
 /// One queue pair.
 #[derive(Default)]
-struct Qp {
-    allocated: bool,
+pub struct Qp {
+    /// Whether the VDCM holds the queue pair.
+    pub allocated: bool,
     /// PASID-table entry: the PASID and the tenant it translates to.
-    binding: Option<(u32, TenantRef)>,
-    ring: Option<Ring>,
-    stats: QpStats,
+    pub binding: Option<(u32, TenantRef)>,
+    /// The ring being processed, while started.
+    pub ring: Option<Ring>,
+    /// Counters since allocation.
+    pub stats: QpStats,
 }
 
-/// A simulated PF's queue pairs.
+/// The queue-pair table and the engine's staging buffers.
+pub struct QpTable {
+    /// The queue pairs, indexed by queue-pair number.
+    pub qps: KVec<Qp>,
+    /// Staging buffers of the data mover, each `desc::MAX_TRANSFER` bytes.
+    pub bufs: [VVec<u8>; 2],
+    /// Counters of queue pairs since freed, for the PF's totals.
+    pub retired: QpStats,
+}
+
+/// What the PF and its engine share.
 #[pin_data]
-pub struct SimPf {
+pub struct Queues {
+    /// See the module's locking notes.
     #[pin]
-    qps: Mutex<KVec<Qp>>,
-    doorbells: KVec<DoorbellPage>,
+    pub table: Mutex<QpTable>,
+    /// One doorbell page per queue pair; the tenant writes the ring tail
+    /// at [`DOORBELL_TAIL`].
+    pub doorbells: KVec<DoorbellPage>,
+}
+
+/// A simulated PF's queue pairs and its engine.
+pub struct SimPf {
+    queues: Arc<Queues>,
+    engine: Arc<Poller<Engine>>,
 }
 
 impl SimPf {
@@ -63,26 +93,58 @@ impl SimPf {
             qps.push(Qp::default(), GFP_KERNEL)?;
             doorbells.push(DoorbellPage::new()?, GFP_KERNEL)?;
         }
-        Ok(try_pin_init!(SimPf {
-            qps <- new_mutex!(qps),
-            doorbells,
-        }))
+        let xfer = crate::desc::MAX_TRANSFER as usize;
+        let table = QpTable {
+            qps,
+            bufs: [
+                VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
+                VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
+            ],
+            retired: QpStats::default(),
+        };
+        let queues = Arc::pin_init(
+            try_pin_init!(Queues {
+                table <- new_mutex!(table),
+                doorbells,
+            }),
+            GFP_KERNEL,
+        )?;
+        let engine = Poller::new(Engine::new(queues.clone()))?;
+        Ok(try_init!(SimPf { queues, engine }))
     }
 
     /// Runs `f` on allocated queue pair `qp`; `EINVAL` for any other.
     fn with_qp<R>(&self, qp: u32, f: impl FnOnce(&mut Qp) -> Result<R>) -> Result<R> {
-        let mut qps = self.qps.lock();
-        match qps.get_mut(qp as usize) {
+        let mut table = self.queues.table.lock();
+        match table.qps.get_mut(qp as usize) {
             Some(q) if q.allocated => f(q),
             _ => Err(EINVAL),
         }
+    }
+
+    /// Counters summed over every queue pair the PF has had.
+    pub fn totals(&self) -> QpStats {
+        let table = self.queues.table.lock();
+        table
+            .qps
+            .iter()
+            .fold(table.retired, |sum, q| crate::engine::add(sum, q.stats))
+    }
+}
+
+impl Drop for SimPf {
+    fn drop(&mut self) {
+        // The VDCM stopped every queue pair when the PF unregistered; this
+        // waits for a poll that may still be running.
+        self.engine.stop();
     }
 }
 
 impl QueueOps for SimPf {
     fn qp_alloc(&self) -> Result<u32> {
-        let mut qps = self.qps.lock();
-        let (i, q) = qps
+        let mut table = self.queues.table.lock();
+        let (i, q) = table
+            .qps
             .iter_mut()
             .enumerate()
             .find(|(_, q)| !q.allocated)
@@ -93,7 +155,8 @@ impl QueueOps for SimPf {
         };
         // The doorbell of a fresh queue pair reads 0, not what the last
         // tenant wrote.
-        self.doorbells
+        self.queues
+            .doorbells
             .get(i)
             .ok_or(EINVAL)?
             .write_u32(DOORBELL_TAIL, 0)?;
@@ -101,10 +164,12 @@ impl QueueOps for SimPf {
     }
 
     fn qp_free(&self, qp: u32) {
-        let _ = self.with_qp(qp, |q| {
+        let mut table = self.queues.table.lock();
+        let QpTable { qps, retired, .. } = &mut *table;
+        if let Some(q) = qps.get_mut(qp as usize).filter(|q| q.allocated) {
+            *retired = crate::engine::add(*retired, q.stats);
             *q = Qp::default();
-            Ok(())
-        });
+        }
     }
 
     fn qp_bind(&self, qp: u32, pasid: u32, tenant: TenantRef) -> Result {
@@ -133,13 +198,21 @@ impl QueueOps for SimPf {
             if !ring_size.is_power_of_two() || ring_iova % 64 != 0 {
                 return Err(EINVAL);
             }
+            // The tenant counts its tail from 0 for a fresh ring.
+            self.queues
+                .doorbells
+                .get(qp as usize)
+                .ok_or(EINVAL)?
+                .write_u32(DOORBELL_TAIL, 0)?;
             q.ring = Some(Ring {
                 base: ring_iova,
                 size: ring_size,
                 head: 0,
             });
             Ok(())
-        })
+        })?;
+        self.engine.kick();
+        Ok(())
     }
 
     fn qp_stop(&self, qp: u32) {
@@ -151,7 +224,10 @@ impl QueueOps for SimPf {
     }
 
     fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page> {
-        self.doorbells.get(qp as usize).map(DoorbellPage::page)
+        self.queues
+            .doorbells
+            .get(qp as usize)
+            .map(DoorbellPage::page)
     }
 
     fn qp_stats(&self, qp: u32) -> QpStats {

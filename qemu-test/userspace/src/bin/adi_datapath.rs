@@ -1,0 +1,686 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The fast path end to end: an ADI opened through the iommufd cdev, its
+//! queue programmed through trapped BAR0 writes, descriptors posted on a
+//! ring in the tenant's memory (mapped into the device's IOAS), the tail
+//! published by a plain store to the mmap'ed doorbell page, the simulated
+//! PF's engine moving data through the ADI's iommufd access, completion
+//! records written back, and completion interrupts arriving on an eventfd
+//! installed with `VFIO_DEVICE_SET_IRQS`.
+//!
+//! Expects vdcm.ko and vdcm_sim.ko loaded with the defaults.
+
+use std::time::Duration;
+
+use vdcm_selftests::dma;
+use vdcm_selftests::dma::Desc;
+use vdcm_selftests::dma::DmaMem;
+use vdcm_selftests::dma::Queue;
+use vdcm_selftests::mdev::Mdev;
+use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::sysfs;
+use vdcm_selftests::tap::ensure;
+use vdcm_selftests::tap::Outcome;
+use vdcm_selftests::tap::Reporter;
+use vdcm_selftests::vfio::CdevDevice;
+
+const PF: &str = "vdcm_sim0";
+/// IOVA the test's memory is mapped at.
+const IOVA: u64 = 0x10_0000;
+/// Layout of the test's memory (offsets).
+const RING: usize = 0;
+const COMPL: usize = 0x1000; // 32-byte records
+const BATCH: usize = 0x2000; // batch descriptor arrays
+const SRC: usize = 0x10000;
+const DST: usize = 0x20000;
+const MEM: usize = 0x40000;
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Removes the ADI when dropped.
+struct Removed(Mdev);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
+/// An opened ADI with its memory mapped and vector 0 wired to an eventfd.
+/// Fields drop in order: the device is closed before the ADI is removed
+/// (removal waits for the user to close it).
+struct Setup {
+    dev: CdevDevice,
+    mem: DmaMem,
+    efd: std::fs::File,
+    mdev: Removed,
+}
+
+impl Setup {
+    fn new() -> Result<Self, String> {
+        let ty = MdevType::new(PF, "vdcm_sim-1q");
+        let mdev = ty.create()?.map_err(|e| format!("create: {e}"))?;
+        let dev = CdevDevice::open(mdev.cdev()?)?;
+        let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
+        dma::map(&dev, &mem, IOVA)?;
+        let efd = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+        dma::set_vector_eventfd(&dev.device, 0, &efd)?;
+        Ok(Setup {
+            dev,
+            mem,
+            efd,
+            mdev: Removed(mdev),
+        })
+    }
+
+    fn queue(&self) -> Result<Queue<'_>, String> {
+        Queue::start(&self.dev, &self.mem, IOVA, 0, RING, 64, 0)
+    }
+
+    fn stat(&self, name: &str) -> Result<u64, String> {
+        sysfs::read_u64(self.mdev.0.dir().join("stats").join(name))
+    }
+
+    /// Runs `descs` (one completion record each, slot i) and waits for
+    /// them all.
+    fn run(&self, q: &mut Queue<'_>, descs: &[Desc]) -> Result<Vec<dma::Completion>, String> {
+        for (i, d) in descs.iter().enumerate() {
+            self.mem.write(COMPL + i * 32, &[0u8; 32]);
+            let mut d = *d;
+            d.completion = IOVA + (COMPL + i * 32) as u64;
+            q.push(&d);
+        }
+        q.ring();
+        let mut out = Vec::new();
+        for (i, d) in descs.iter().enumerate() {
+            let c = dma::wait_completion(&self.mem, COMPL + i * 32, TIMEOUT).ok_or_else(|| {
+                format!(
+                    "descriptor {i} ({d:?}) did not complete in {TIMEOUT:?}; queue STATUS {:?}",
+                    q.status()
+                )
+            })?;
+            out.push(c);
+        }
+        Ok(out)
+    }
+}
+
+fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn memmove_with_interrupt() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    let data = pattern(7, 8192);
+    s.mem.write(SRC, &data);
+    let traps_before = s.stat("traps_bar0")? + s.stat("traps_config")? + s.stat("traps_bar2")?;
+    let c = s.run(
+        &mut q,
+        &[Desc {
+            opcode: dma::OP_MEMMOVE,
+            flags: dma::FLAG_INTERRUPT,
+            size: data.len() as u32,
+            src: IOVA + SRC as u64,
+            dst: IOVA + DST as u64,
+            ..Default::default()
+        }],
+    )?;
+    ensure(c[0].status == dma::ST_SUCCESS && c[0].done == 8192, || {
+        format!("completion {:?}", c[0])
+    })?;
+    ensure(s.mem.bytes(DST, data.len()) == data, || {
+        "destination differs from source after MEMMOVE".into()
+    })?;
+    let n = dma::wait_eventfd(&s.efd, TIMEOUT);
+    ensure(n >= 1, || "no completion interrupt on the eventfd".into())?;
+    let traps_after = s.stat("traps_bar0")? + s.stat("traps_config")? + s.stat("traps_bar2")?;
+    ensure(traps_after == traps_before, || {
+        format!("fast path trapped: {traps_before} -> {traps_after} slow-path accesses")
+    })?;
+    let (d, b, i) = (
+        s.stat("descriptors")?,
+        s.stat("bytes")?,
+        s.stat("interrupts")?,
+    );
+    ensure(d == 1 && b == 8192 && i == 1, || {
+        format!("stats: descriptors {d} bytes {b} interrupts {i}, want 1/8192/1")
+    })
+}
+
+fn fill_compare_crc() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    let data = pattern(3, 4000);
+    s.mem.write(SRC, &data);
+    s.mem.write(DST, &data);
+    let src = IOVA + SRC as u64;
+    let dst = IOVA + DST as u64;
+    let c = s.run(
+        &mut q,
+        &[
+            Desc {
+                opcode: dma::OP_COMPARE,
+                size: 4000,
+                src,
+                dst,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_CRC32C,
+                size: 4000,
+                src,
+                operand: 0x1234_5678,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_FILL,
+                size: 100,
+                dst: dst + 10,
+                operand: 0x0807_0605_0403_0201,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_COMPARE,
+                size: 4000,
+                src,
+                dst,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_NOP,
+                ..Default::default()
+            },
+        ],
+    )?;
+    ensure(c.iter().all(|c| c.status == dma::ST_SUCCESS), || {
+        format!(
+            "statuses {:?}",
+            c.iter().map(|c| c.status).collect::<Vec<_>>()
+        )
+    })?;
+    ensure(c[0].result == 0, || {
+        "COMPARE of equal buffers says different".into()
+    })?;
+    let want = dma::crc32c(0x1234_5678, &data);
+    ensure(c[1].result == u64::from(want), || {
+        format!("CRC32C {:#x}, want {want:#x}", c[1].result)
+    })?;
+    let filled = s.mem.bytes(DST + 10, 100);
+    ensure(
+        filled
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 8) as u8 + 1),
+        || format!("FILL wrote {:?}", &filled[..16]),
+    )?;
+    ensure(s.mem.bytes(DST + 110, 10) == data[110..120], || {
+        "FILL wrote past its size".into()
+    })?;
+    ensure(c[3].result == 1, || "COMPARE after FILL says equal".into())
+}
+
+fn batch() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    let data = pattern(11, 1024);
+    s.mem.write(SRC, &data);
+    for k in 0..4usize {
+        let d = Desc {
+            opcode: dma::OP_MEMMOVE,
+            size: 256,
+            src: IOVA + (SRC + k * 256) as u64,
+            dst: IOVA + (DST + 4096 * k) as u64,
+            completion: IOVA + (COMPL + 0x400 + k * 32) as u64,
+            ..Default::default()
+        };
+        s.mem.write(BATCH + k * 64, &d.encode());
+    }
+    let c = s.run(
+        &mut q,
+        &[Desc {
+            opcode: dma::OP_BATCH,
+            size: 4,
+            src: IOVA + BATCH as u64,
+            ..Default::default()
+        }],
+    )?;
+    ensure(c[0].status == dma::ST_SUCCESS && c[0].done == 4, || {
+        format!("batch completion {:?}", c[0])
+    })?;
+    for k in 0..4usize {
+        let sub = dma::Completion::decode(&s.mem.bytes(COMPL + 0x400 + k * 32, 32));
+        ensure(sub.status == dma::ST_SUCCESS, || {
+            format!("batch member {k}: {sub:?}")
+        })?;
+        ensure(
+            s.mem.bytes(DST + 4096 * k, 256) == data[k * 256..(k + 1) * 256],
+            || format!("batch member {k} moved the wrong bytes"),
+        )?;
+    }
+    Ok(())
+}
+
+fn fault_on_unmapped_iova() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    let unmapped = IOVA + MEM as u64 + 0x10_0000;
+    s.mem.write(DST, &[0xaa; 64]);
+    let faults_before = s.stat("faults")?;
+    let c = s.run(
+        &mut q,
+        &[
+            Desc {
+                opcode: dma::OP_MEMMOVE,
+                size: 64,
+                src: unmapped,
+                dst: IOVA + DST as u64,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_MEMMOVE,
+                size: 64,
+                src: IOVA + SRC as u64,
+                dst: unmapped,
+                ..Default::default()
+            },
+            // Straddles the end of the mapping: must fault, write nothing.
+            Desc {
+                opcode: dma::OP_FILL,
+                size: 8192,
+                dst: IOVA + MEM as u64 - 4096,
+                operand: 0x5555_5555_5555_5555,
+                ..Default::default()
+            },
+        ],
+    )?;
+    for (i, want_iova) in [(0, unmapped), (1, unmapped)] {
+        ensure(
+            c[i].status == dma::ST_PAGE_FAULT && c[i].fault_iova == want_iova,
+            || {
+                format!(
+                    "descriptor {i}: {:?}, want page fault at {want_iova:#x}",
+                    c[i]
+                )
+            },
+        )?;
+    }
+    ensure(c[2].status == dma::ST_PAGE_FAULT, || {
+        format!("straddling FILL: {:?}", c[2])
+    })?;
+    ensure(s.mem.bytes(DST, 64) == [0xaa; 64], || {
+        "a faulting MEMMOVE wrote the destination".into()
+    })?;
+    ensure(
+        s.mem.bytes(MEM - 4096, 4096).iter().all(|&b| b == 0),
+        || "a faulting FILL wrote the mapped part of its range".into(),
+    )?;
+    let faults = s.stat("faults")? - faults_before;
+    ensure(faults == 3, || {
+        format!("faults counter rose by {faults}, want 3")
+    })
+}
+
+fn invalid_descriptors() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    let c = s.run(
+        &mut q,
+        &[
+            Desc {
+                opcode: 0x7f,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_MEMMOVE,
+                size: 0,
+                ..Default::default()
+            },
+            Desc {
+                opcode: dma::OP_FILL,
+                size: 1 << 30,
+                dst: IOVA,
+                ..Default::default()
+            },
+        ],
+    )?;
+    let got: Vec<u8> = c.iter().map(|c| c.status).collect();
+    ensure(
+        got == [
+            dma::ST_INVALID_OPCODE,
+            dma::ST_INVALID_SIZE,
+            dma::ST_INVALID_SIZE,
+        ],
+        || format!("statuses {got:?}"),
+    )?;
+    let invalid = s.stat("invalid")?;
+    ensure(invalid == 3, || {
+        format!("invalid counter {invalid}, want 3")
+    })
+}
+
+fn unmap_revokes_access() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    // A second buffer, mapped then unmapped: the engine must not reach it.
+    let other = DmaMem::new(0x1000).map_err(|e| format!("mmap: {e}"))?;
+    let other_iova = 0x4000_0000;
+    dma::map(&s.dev, &other, other_iova)?;
+    let c = s.run(
+        &mut q,
+        &[Desc {
+            opcode: dma::OP_FILL,
+            size: 64,
+            dst: other_iova,
+            operand: 0x1111_1111_1111_1111,
+            ..Default::default()
+        }],
+    )?;
+    ensure(
+        c[0].status == dma::ST_SUCCESS && other.bytes(0, 1)[0] == 0x11,
+        || format!("FILL of the mapped buffer: {:?}", c[0]),
+    )?;
+    dma::unmap(&s.dev, other_iova, 0x1000)?;
+    let c = s.run(
+        &mut q,
+        &[Desc {
+            opcode: dma::OP_FILL,
+            size: 64,
+            dst: other_iova,
+            operand: 0x2222_2222_2222_2222,
+            ..Default::default()
+        }],
+    )?;
+    ensure(c[0].status == dma::ST_PAGE_FAULT, || {
+        format!("FILL after unmap: {:?}", c[0])
+    })?;
+    ensure(other.bytes(0, 64).iter().all(|&b| b == 0x11), || {
+        "the engine wrote a buffer after the tenant unmapped it".into()
+    })
+}
+
+fn many_descriptors_no_traps() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    let traps = |s: &Setup| -> Result<u64, String> {
+        Ok(s.stat("traps_bar0")? + s.stat("traps_config")? + s.stat("traps_bar2")?)
+    };
+    let before = traps(&s)?;
+    let rounds = 64;
+    for _ in 0..rounds {
+        // 63 NOPs without records and one with, per round: a full ring.
+        for _ in 0..63 {
+            q.push(&Desc::default());
+        }
+        s.run(&mut q, &[Desc::default()])?;
+    }
+    let after = traps(&s)?;
+    let d = s.stat("descriptors")?;
+    ensure(d == rounds * 64, || {
+        format!("descriptors {d}, want {}", rounds * 64)
+    })?;
+    ensure(after == before, || {
+        format!(
+            "{} slow-path traps while {d} descriptors ran",
+            after - before
+        )
+    })
+}
+
+/// What, flags, index, start, count, data, argsz override.
+type SetIrqsCase = (&'static str, u32, u32, u32, u32, Vec<u8>, Option<u32>);
+
+fn set_irqs_validation() -> Outcome {
+    let s = Setup::new()?;
+    let dev = &s.dev.device;
+    let fd = s.efd.try_clone().map_err(|e| e.to_string())?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd).to_ne_bytes();
+    let cases: [SetIrqsCase; 7] = [
+        (
+            "two actions",
+            dma::IRQ_SET_EVENTFD_TRIGGER | (1 << 3),
+            dma::MSIX_INDEX,
+            0,
+            1,
+            raw.to_vec(),
+            None,
+        ),
+        (
+            "no data type",
+            1 << 5,
+            dma::MSIX_INDEX,
+            0,
+            1,
+            raw.to_vec(),
+            None,
+        ),
+        (
+            "vector past the end",
+            dma::IRQ_SET_EVENTFD_TRIGGER,
+            dma::MSIX_INDEX,
+            2,
+            1,
+            raw.to_vec(),
+            None,
+        ),
+        (
+            "index past the end",
+            dma::IRQ_SET_EVENTFD_TRIGGER,
+            9,
+            0,
+            1,
+            raw.to_vec(),
+            None,
+        ),
+        (
+            "argsz too small",
+            dma::IRQ_SET_EVENTFD_TRIGGER,
+            dma::MSIX_INDEX,
+            0,
+            1,
+            raw.to_vec(),
+            Some(21),
+        ),
+        (
+            "fd -5",
+            dma::IRQ_SET_EVENTFD_TRIGGER,
+            dma::MSIX_INDEX,
+            0,
+            1,
+            (-5i32).to_ne_bytes().to_vec(),
+            None,
+        ),
+        (
+            "unknown flag",
+            dma::IRQ_SET_EVENTFD_TRIGGER | (1 << 9),
+            dma::MSIX_INDEX,
+            0,
+            1,
+            raw.to_vec(),
+            None,
+        ),
+    ];
+    for (what, flags, index, start, count, data, argsz) in cases {
+        match dma::set_irqs_raw(dev, flags, index, start, count, &data, argsz) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            other => return Err(format!("SET_IRQS with {what}: {other:?}, want EINVAL")),
+        }
+    }
+    // A descriptor that is not an eventfd.
+    let not_eventfd = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    let nfd = std::os::fd::AsRawFd::as_raw_fd(&not_eventfd).to_ne_bytes();
+    match dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_EVENTFD_TRIGGER,
+        dma::MSIX_INDEX,
+        0,
+        1,
+        &nfd,
+        None,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        other => {
+            return Err(format!(
+                "SET_IRQS with /dev/null as eventfd: {other:?}, want EINVAL"
+            ))
+        }
+    }
+    // Loopback: DATA_NONE trigger fires vector 0; masked, it pends until
+    // unmasked.
+    dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_NONE_TRIGGER,
+        dma::MSIX_INDEX,
+        0,
+        1,
+        &[],
+        None,
+    )
+    .map_err(|e| format!("loopback trigger: {e}"))?;
+    ensure(dma::wait_eventfd(&s.efd, TIMEOUT) == 1, || {
+        "loopback trigger did not signal the eventfd".into()
+    })?;
+    dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_NONE_MASK,
+        dma::MSIX_INDEX,
+        0,
+        1,
+        &[],
+        None,
+    )
+    .map_err(|e| format!("mask: {e}"))?;
+    dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_NONE_TRIGGER,
+        dma::MSIX_INDEX,
+        0,
+        1,
+        &[],
+        None,
+    )
+    .map_err(|e| format!("trigger while masked: {e}"))?;
+    ensure(
+        dma::wait_eventfd(&s.efd, Duration::from_millis(100)) == 0,
+        || "a masked vector signalled".into(),
+    )?;
+    dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_NONE_UNMASK,
+        dma::MSIX_INDEX,
+        0,
+        1,
+        &[],
+        None,
+    )
+    .map_err(|e| format!("unmask: {e}"))?;
+    ensure(dma::wait_eventfd(&s.efd, TIMEOUT) == 1, || {
+        "the pending vector was not delivered on unmask".into()
+    })?;
+    // Disable all: later triggers reach nothing.
+    dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_NONE_TRIGGER,
+        dma::MSIX_INDEX,
+        0,
+        0,
+        &[],
+        None,
+    )
+    .map_err(|e| format!("disable: {e}"))?;
+    dma::set_irqs_raw(
+        dev,
+        dma::IRQ_SET_NONE_TRIGGER,
+        dma::MSIX_INDEX,
+        0,
+        1,
+        &[],
+        None,
+    )
+    .map_err(|e| format!("trigger after disable: {e}"))?;
+    ensure(
+        dma::wait_eventfd(&s.efd, Duration::from_millis(100)) == 0,
+        || "a disabled vector signalled".into(),
+    )
+}
+
+fn irq_info() -> Outcome {
+    let s = Setup::new()?;
+    let mut info = dma::IrqInfo {
+        argsz: 16,
+        index: dma::MSIX_INDEX,
+        ..Default::default()
+    };
+    vdcm_selftests::vfio::ioctl(&s.dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut info)
+        .map_err(|e| format!("GET_IRQ_INFO: {e}"))?;
+    // A 1-queue ADI has 2 vectors: completions and errors.
+    ensure(info.count == 2 && info.flags & 1 != 0, || {
+        format!("MSI-X info {info:?}")
+    })?;
+    let mut bad = dma::IrqInfo {
+        argsz: 16,
+        index: 42,
+        ..Default::default()
+    };
+    match vdcm_selftests::vfio::ioctl(&s.dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut bad) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => Err(format!("GET_IRQ_INFO index 42: {other:?}, want EINVAL")),
+    }
+}
+
+fn close_resets_device() -> Outcome {
+    let ty = MdevType::new(PF, "vdcm_sim-1q");
+    let mdev = Removed(ty.create()?.map_err(|e| format!("create: {e}"))?);
+    let cdev = mdev.0.cdev()?;
+    let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
+    {
+        let dev = CdevDevice::open(&cdev)?;
+        dma::map(&dev, &mem, IOVA)?;
+        let _q = Queue::start(&dev, &mem, IOVA, 0, RING, 64, 0)?;
+        // Dropping the doorbell mapping and the fds closes the device.
+    }
+    let dev = CdevDevice::open(&cdev)?;
+    let status = dev.read_u32(dma::BAR0, dma::QUEUE_BASE + dma::Q_STATUS)?;
+    let ctl = dev.read_u32(dma::BAR0, dma::DEVCTL)?;
+    let ring = dev.read_u64(dma::BAR0, dma::QUEUE_BASE + dma::Q_RING_BASE)?;
+    ensure(status == 0 && ctl == 0 && ring == 0, || {
+        format!("after close and reopen: queue STATUS {status:#x}, DEVCTL {ctl:#x}, RING_BASE {ring:#x}")
+    })?;
+    let resets = sysfs::read_u64(mdev.0.dir().join("stats/resets"))?;
+    ensure(resets >= 1, || format!("resets {resets} after a close"))?;
+    // The second user gets a working device: DMA and completions again.
+    dma::map(&dev, &mem, IOVA)?;
+    let mut q = Queue::start(&dev, &mem, IOVA, 0, RING, 64, 0)?;
+    mem.write(COMPL, &[0u8; 32]);
+    q.push(&Desc {
+        completion: IOVA + COMPL as u64,
+        ..Default::default()
+    });
+    q.ring();
+    let c = dma::wait_completion(&mem, COMPL, TIMEOUT).ok_or("no completion after reopen")?;
+    ensure(c.status == dma::ST_SUCCESS, || {
+        format!("NOP after reopen: {c:?}")
+    })
+}
+
+fn main() {
+    let mut t = Reporter::default();
+    t.point("datapath_memmove_doorbell_irq", memmove_with_interrupt);
+    t.point("datapath_fill_compare_crc32c", fill_compare_crc);
+    t.point("datapath_batch", batch);
+    t.point("isolation_fault_on_unmapped_iova", fault_on_unmapped_iova);
+    t.point("bad_input_invalid_descriptors", invalid_descriptors);
+    t.point(
+        "isolation_unmap_revokes_engine_access",
+        unmap_revokes_access,
+    );
+    t.point(
+        "fastpath_no_traps_4096_descriptors",
+        many_descriptors_no_traps,
+    );
+    t.point("bad_input_set_irqs_and_loopback", set_irqs_validation);
+    t.point("adi_irq_info", irq_info);
+    t.point("adi_close_resets_device", close_resets_device);
+    std::process::exit(t.exit_code());
+}

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The simulated PF's descriptor and completion-record formats: the ABI a
+//! tenant (a user-space test, a guest driver) programs the data mover with.
+//!
+//! A descriptor is 64 bytes, little endian, in the tenant's memory on a
+//! ring of 64-byte slots:
+//!
+//! | offset | size | field                                                 |
+//! |--------|------|-------------------------------------------------------|
+//! | 0      | 1    | opcode ([`Opcode`])                                   |
+//! | 1      | 1    | flags ([`FLAG_INTERRUPT`])                            |
+//! | 2      | 2    | reserved, 0                                           |
+//! | 4      | 4    | size: bytes (data ops) or descriptors (BATCH)         |
+//! | 8      | 8    | source IOVA (BATCH: the descriptor array)             |
+//! | 16     | 8    | destination IOVA (COMPARE: the second source)         |
+//! | 24     | 8    | completion-record IOVA, 0 for none                    |
+//! | 32     | 8    | operand: FILL pattern (8 bytes), CRC32C seed (low 32) |
+//! | 40     | 24   | reserved, 0                                           |
+//!
+//! A completion record is 32 bytes, written once the descriptor is done:
+//!
+//! | offset | size | field                                                 |
+//! |--------|------|-------------------------------------------------------|
+//! | 0      | 1    | status ([`Status`]); 0 means "not done yet"           |
+//! | 1      | 1    | opcode of the descriptor                              |
+//! | 2      | 2    | reserved                                              |
+//! | 4      | 4    | bytes (or batch descriptors) completed                |
+//! | 8      | 8    | faulting IOVA (status `PageFault`)                    |
+//! | 16     | 8    | result: CRC32C value; COMPARE: 0 equal, 1 different   |
+//! | 24     | 8    | reserved                                              |
+
+/// Size of one descriptor and of one ring slot.
+pub const DESC_SIZE: usize = 64;
+/// Size of a completion record.
+pub const COMPLETION_SIZE: usize = 32;
+/// Largest transfer of one data descriptor.
+pub const MAX_TRANSFER: u32 = 256 * 1024;
+/// Most descriptors in one BATCH.
+pub const MAX_BATCH: u32 = 32;
+/// Descriptor flag: raise the queue's completion interrupt when done.
+pub const FLAG_INTERRUPT: u8 = 1 << 0;
+
+/// What a descriptor asks the data mover to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    /// Nothing; completes at once.
+    Nop = 0,
+    /// Copy `size` bytes from source to destination.
+    MemMove = 1,
+    /// Fill `size` bytes at destination with the 8-byte pattern.
+    Fill = 2,
+    /// Compare `size` bytes at source and destination.
+    Compare = 3,
+    /// CRC32C (Castagnoli) of `size` bytes at source, seeded by the operand.
+    Crc32c = 4,
+    /// Run `size` descriptors from the array at source, in order.
+    Batch = 5,
+}
+
+impl Opcode {
+    fn from_raw(raw: u8) -> Option<Self> {
+        Some(match raw {
+            0 => Opcode::Nop,
+            1 => Opcode::MemMove,
+            2 => Opcode::Fill,
+            3 => Opcode::Compare,
+            4 => Opcode::Crc32c,
+            5 => Opcode::Batch,
+            _ => return None,
+        })
+    }
+}
+
+/// The outcome of a descriptor, as written to its completion record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Done.
+    Success = 1,
+    /// An IOVA the descriptor named is not mapped (or not writable) in the
+    /// tenant's address space; nothing was written.
+    PageFault = 2,
+    /// Unknown opcode.
+    InvalidOpcode = 3,
+    /// Size 0 where data is needed, above [`MAX_TRANSFER`], or a BATCH of
+    /// more than [`MAX_BATCH`].
+    InvalidSize = 4,
+    /// Reserved flag bits or fields set, or a BATCH inside a BATCH.
+    InvalidField = 5,
+    /// A descriptor of the BATCH failed (see its own completion record).
+    BatchFailed = 6,
+}
+
+/// A decoded descriptor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The raw opcode byte.
+    pub opcode: u8,
+    /// Flags.
+    pub flags: u8,
+    /// Bytes, or descriptors for BATCH.
+    pub size: u32,
+    /// Source IOVA.
+    pub src: u64,
+    /// Destination IOVA.
+    pub dst: u64,
+    /// Completion-record IOVA; 0 for none.
+    pub completion: u64,
+    /// Pattern or seed.
+    pub operand: u64,
+    /// Whether any reserved bit or byte is set.
+    reserved_set: bool,
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        v.copy_from_slice(s);
+    }
+    u64::from_le_bytes(v)
+}
+
+impl Descriptor {
+    /// Decodes the 64 bytes of a descriptor.
+    pub fn decode(raw: &[u8; DESC_SIZE]) -> Self {
+        let word0 = le_u64(raw, 0);
+        Descriptor {
+            opcode: raw[0],
+            flags: raw[1],
+            size: (word0 >> 32) as u32,
+            src: le_u64(raw, 8),
+            dst: le_u64(raw, 16),
+            completion: le_u64(raw, 24),
+            operand: le_u64(raw, 32),
+            reserved_set: raw[1] & !FLAG_INTERRUPT != 0
+                || raw[2] != 0
+                || raw[3] != 0
+                || raw[40..].iter().any(|&b| b != 0),
+        }
+    }
+
+    /// What the descriptor asks for, or why it cannot be run. `in_batch`:
+    /// the descriptor comes from a BATCH's array.
+    pub fn validate(&self, in_batch: bool) -> core::result::Result<Opcode, Status> {
+        let op = Opcode::from_raw(self.opcode).ok_or(Status::InvalidOpcode)?;
+        if self.reserved_set || (in_batch && op == Opcode::Batch) {
+            return Err(Status::InvalidField);
+        }
+        let size_ok = match op {
+            Opcode::Nop => true,
+            Opcode::Batch => (1..=MAX_BATCH).contains(&self.size),
+            _ => (1..=MAX_TRANSFER).contains(&self.size),
+        };
+        if !size_ok {
+            return Err(Status::InvalidSize);
+        }
+        Ok(op)
+    }
+
+    /// Whether the descriptor asks for a completion interrupt.
+    pub fn wants_interrupt(&self) -> bool {
+        self.flags & FLAG_INTERRUPT != 0
+    }
+}
+
+/// A completion record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Completion {
+    /// Outcome.
+    pub status: Status,
+    /// The descriptor's opcode byte.
+    pub opcode: u8,
+    /// Bytes (or batch descriptors) completed.
+    pub done: u32,
+    /// Faulting IOVA, for [`Status::PageFault`].
+    pub fault_iova: u64,
+    /// CRC32C value, or COMPARE's outcome.
+    pub result: u64,
+}
+
+impl Completion {
+    /// The record's 32 bytes.
+    pub fn encode(&self) -> [u8; COMPLETION_SIZE] {
+        let mut b = [0u8; COMPLETION_SIZE];
+        b[0] = self.status as u8;
+        b[1] = self.opcode;
+        b[4..8].copy_from_slice(&self.done.to_le_bytes());
+        b[8..16].copy_from_slice(&self.fault_iova.to_le_bytes());
+        b[16..24].copy_from_slice(&self.result.to_le_bytes());
+        b
+    }
+}
+
+/// The CRC32C (Castagnoli, reflected polynomial 0x82f63b78) lookup table.
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// Continues a CRC32C over `data`. `crc` is the running value without the
+/// final inversion: start with `!seed`, finish with `!crc`.
+pub fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
+}
+
+#[cfg(vdcm_sim_kunit)]
+#[kernel::prelude::kunit_tests(vdcm_sim_desc)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_check_value() {
+        // The standard check value of CRC-32C over "123456789".
+        assert_eq!(!crc32c_update(!0, b"123456789"), 0xe306_9283);
+    }
+
+    #[test]
+    fn decode_fields() {
+        let mut raw = [0u8; DESC_SIZE];
+        raw[0] = Opcode::MemMove as u8;
+        raw[1] = FLAG_INTERRUPT;
+        raw[4..8].copy_from_slice(&4096u32.to_le_bytes());
+        raw[8..16].copy_from_slice(&0x1000u64.to_le_bytes());
+        raw[16..24].copy_from_slice(&0x2000u64.to_le_bytes());
+        raw[24..32].copy_from_slice(&0x3000u64.to_le_bytes());
+        let d = Descriptor::decode(&raw);
+        assert_eq!(d.size, 4096);
+        assert_eq!((d.src, d.dst, d.completion), (0x1000, 0x2000, 0x3000));
+        assert!(d.wants_interrupt());
+        assert_eq!(d.validate(false), Ok(Opcode::MemMove));
+    }
+
+    #[test]
+    fn validate_rejects() {
+        let mut raw = [0u8; DESC_SIZE];
+        raw[0] = 9;
+        assert_eq!(
+            Descriptor::decode(&raw).validate(false),
+            Err(Status::InvalidOpcode)
+        );
+        raw[0] = Opcode::Fill as u8;
+        assert_eq!(
+            Descriptor::decode(&raw).validate(false),
+            Err(Status::InvalidSize)
+        );
+        raw[4..8].copy_from_slice(&(MAX_TRANSFER + 1).to_le_bytes());
+        assert_eq!(
+            Descriptor::decode(&raw).validate(false),
+            Err(Status::InvalidSize)
+        );
+        raw[4..8].copy_from_slice(&8u32.to_le_bytes());
+        raw[63] = 1;
+        assert_eq!(
+            Descriptor::decode(&raw).validate(false),
+            Err(Status::InvalidField)
+        );
+        raw[63] = 0;
+        raw[0] = Opcode::Batch as u8;
+        assert_eq!(
+            Descriptor::decode(&raw).validate(true),
+            Err(Status::InvalidField)
+        );
+        assert_eq!(Descriptor::decode(&raw).validate(false), Ok(Opcode::Batch));
+    }
+}

@@ -13,6 +13,7 @@ pub mod bindings;
 pub mod class;
 pub mod doorbell;
 pub mod mdev;
+pub mod pci_config;
 pub mod pf;
 pub mod poller;
 pub mod vfio;

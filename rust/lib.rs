@@ -15,6 +15,7 @@ pub mod doorbell;
 pub mod eventfd;
 pub mod mdev;
 pub mod pasid;
+pub mod pci_config;
 pub mod pf;
 pub mod poller;
 pub mod vfio;

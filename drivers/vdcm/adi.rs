@@ -39,6 +39,9 @@ use crate::regs::QueueError;
 use crate::regs::QueueState;
 use crate::vdcm_kernel::eventfd::EventFd;
 use crate::vdcm_kernel::pasid::Pasid;
+use crate::vdcm_kernel::pci_config;
+use crate::vdcm_kernel::pci_config::ConfigEvent;
+use crate::vdcm_kernel::pci_config::ConfigSpace;
 use crate::vdcm_kernel::pf::QpStats;
 use crate::vdcm_kernel::pf::Tenant;
 use crate::vdcm_kernel::pf::TenantOps;
@@ -54,6 +57,48 @@ const BAR2_REGION_INDEX: u32 = pci::BAR0_REGION_INDEX + 2;
 /// MSI-X vectors of an ADI: one per queue pair plus one for errors.
 fn vectors_for(queues: u16) -> u16 {
     queues.saturating_add(1).min(regs::MAX_VECTORS)
+}
+
+/// PCI vendor ID of the virtual device: 0xfffe is not assigned to any
+/// vendor by the PCI-SIG. The IDs are experimental and name no product.
+pub const VENDOR_ID: u16 = 0xfffe;
+/// PCI device ID of the virtual device (experimental, see [`VENDOR_ID`]).
+pub const DEVICE_ID: u16 = 0x51a0;
+/// Class code: system peripheral, other (as DMA engines use).
+pub const CLASS_CODE: u32 = 0x08_80_00;
+
+/// The config space of an ADI with `queues` queues, `vectors` MSI-X
+/// vectors and a BAR2 of `bar2_size` bytes: a PCI Express endpoint with
+/// FLR, Power Management, MSI-X (table and PBA in BAR0) and the SIOV DVSEC.
+fn config_space(vectors: u16, bar2_size: u64) -> Result<ConfigSpace> {
+    pci_config::ConfigBuilder::new(&pci_config::DeviceIds {
+        vendor: VENDOR_ID,
+        device: DEVICE_ID,
+        revision: regs::BAR0_VERSION,
+        class: CLASS_CODE,
+        subsystem_vendor: VENDOR_ID,
+        subsystem: DEVICE_ID,
+    })?
+    .bar64(0, regs::BAR0_SIZE, false)?
+    .bar64(2, bar2_size.next_power_of_two(), false)?
+    .power_management()?
+    .pcie_endpoint()?
+    .msix(&pci_config::MsixLayout {
+        vectors,
+        table_bar: 0,
+        table_offset: regs::MSIX_TABLE as u32,
+        pba_bar: 0,
+        pba_offset: regs::MSIX_PBA as u32,
+    })?
+    .siov_dvsec(&pci_config::SiovDvsec {
+        flags: 0,
+        function_dependency_link: 0,
+        // 4 KiB pages only.
+        supported_page_sizes: 1,
+        system_page_size: 1,
+        capabilities: 0,
+    })?
+    .build()
 }
 
 /// Accesses that reached the device model, per trapped region.
@@ -121,6 +166,16 @@ impl Irqs {
     }
 }
 
+/// What a reset covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResetScope {
+    /// The device's registers (`DEVCTL.reset`): config space stays.
+    Device,
+    /// The whole function (FLR, `VFIO_DEVICE_RESET`, close): config space
+    /// too, so memory space and bus mastering end up disabled.
+    Function,
+}
+
 /// Whether interrupt `i` of a `SET_IRQS` range is acted on: all of them,
 /// or those whose flag is set for `DATA_BOOL`.
 fn selected(data: &vfio::IrqData, i: usize) -> bool {
@@ -171,7 +226,8 @@ impl TenantOps for AdiTenant {
 ///
 /// Locking, outermost first: `ctl` (one guest control action at a time,
 /// held across the PF's queue operations), then the PF's own locks, then
-/// the tenant's device slot, then `bar0`, then `irqs`. The PF calls the
+/// the tenant's device slot, then `config`, `bar0` and `irqs` (never two of
+/// these three at once). The PF calls the
 /// tenant with its locks held, so nothing here calls the PF while holding
 /// `bar0` or `irqs`.
 #[pin_data]
@@ -187,6 +243,12 @@ pub struct Adi {
     #[pin]
     ctl: Mutex<()>,
     #[pin]
+    config: Mutex<ConfigSpace>,
+    /// The command register's memory-space enable: BAR0 accesses need it.
+    memory_enabled: Atomic<bool>,
+    /// The command register's bus-master enable: the PF's DMA needs it.
+    bus_master: Atomic<bool>,
+    #[pin]
     bar0: Mutex<Bar0>,
     #[pin]
     irqs: Mutex<Irqs>,
@@ -200,6 +262,8 @@ impl Adi {
     pub fn new(link: Arc<PfLink>, qps: QpReservation) -> Result<impl PinInit<Self, Error>> {
         let n = u16::try_from(qps.count()).map_err(|_| EINVAL)?;
         let mut bar0 = Bar0::new(n, vectors_for(n))?;
+        let bar2_size = u64::from(n) * u64::from(link.caps.doorbell_size);
+        let config = config_space(vectors_for(n), bar2_size)?;
         let pasid = link.pasids.alloc().inspect_err(|_| {
             dev_err!(link.pf.device(), "no PASID left for a new ADI\n");
         })?;
@@ -248,6 +312,9 @@ impl Adi {
             pasid,
             tenant,
             ctl <- new_mutex!(()),
+            config <- new_mutex!(config),
+            memory_enabled: Atomic::new(false),
+            bus_master: Atomic::new(false),
             bar0 <- new_mutex!(bar0),
             irqs <- new_mutex!(Irqs::new(vectors_for(n))?),
             traps: TrapCounters {
@@ -320,18 +387,23 @@ impl Adi {
         self.irqs.lock().triggers.len() as u32
     }
 
-    /// Whether the device may master DMA now. Becomes the command
-    /// register's bus-master enable once config space is emulated.
+    /// Whether the device may master DMA now: the command register's
+    /// bus-master enable.
     fn dma_allowed(&self) -> bool {
-        true
+        self.bus_master.load(Relaxed)
     }
 
-    /// Resets the whole device, as `VFIO_DEVICE_RESET` and a function-level
-    /// reset do: queues stop (descriptors in flight finish first), every
-    /// register returns to its reset value, pending interrupts are dropped.
-    /// The host-set PASIDs stay. The caller holds `ctl`.
-    fn reset_locked(&self) {
+    /// Resets the device: queues stop (descriptors in flight finish
+    /// first), every BAR0 register returns to its reset value, masks and
+    /// pending interrupts are dropped; for `ResetScope::Function` the
+    /// config space too. The host-set PASIDs stay. The caller holds `ctl`.
+    fn reset_locked(&self, scope: ResetScope) {
         self.stop_queues();
+        if scope == ResetScope::Function {
+            self.config.lock().reset();
+            self.memory_enabled.store(false, Relaxed);
+            self.bus_master.store(false, Relaxed);
+        }
         self.bar0.lock().reset();
         let mut irqs = self.irqs.lock();
         irqs.masked.iter_mut().for_each(|m| *m = false);
@@ -339,10 +411,10 @@ impl Adi {
         self.counters.resets.fetch_add(1, Relaxed);
     }
 
-    /// See [`Adi::reset_locked`].
+    /// A function-level reset; see [`Adi::reset_locked`].
     pub fn reset(&self) {
         let _ctl = self.ctl.lock();
-        self.reset_locked();
+        self.reset_locked(ResetScope::Function);
     }
 
     /// Stops every queue at the PF. The caller holds `ctl`.
@@ -367,6 +439,40 @@ impl Adi {
     /// Splits a file offset into a region index and an offset inside it.
     fn region_of(offset: u64) -> (u64, u64) {
         (offset >> REGION_SHIFT, offset & ((1 << REGION_SHIFT) - 1))
+    }
+
+    /// A guest write of `len` bytes to config space; acts on what it
+    /// changed. The caller holds `ctl`.
+    fn config_write(&self, offset: u64, len: usize, value: u32) -> Result {
+        let event = self.config.lock().write(offset, len, value)?;
+        match event {
+            ConfigEvent::CommandChanged { new, .. } => {
+                self.memory_enabled
+                    .store(new & pci_config::COMMAND_MEMORY != 0, Relaxed);
+                // Clearing bus-master enable stops DMA at the next access:
+                // the tenant object checks it on every copy.
+                self.bus_master
+                    .store(new & pci_config::COMMAND_BUS_MASTER != 0, Relaxed);
+            }
+            ConfigEvent::FunctionLevelReset => self.reset_locked(ResetScope::Function),
+            ConfigEvent::None
+            | ConfigEvent::MsixControlChanged { .. }
+            | ConfigEvent::PowerStateChanged { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Fails BAR accesses while memory-space enable is clear, as a PCI
+    /// function ignores memory cycles then.
+    fn check_memory_enabled(&self, dev: &vfio::Device<Self>) -> Result {
+        if self.memory_enabled.load(Relaxed) {
+            return Ok(());
+        }
+        dev_err!(
+            dev.parent(),
+            "BAR access refused: memory space disabled in the command register\n"
+        );
+        Err(EIO)
     }
 
     /// Counts and reports an access through the device fd to a region that
@@ -402,7 +508,7 @@ impl Adi {
                     }
                 }
             }
-            Bar0Effect::DeviceReset => self.reset_locked(),
+            Bar0Effect::DeviceReset => self.reset_locked(ResetScope::Device),
             Bar0Effect::QueueEnable(q) => {
                 let (ring, error) = {
                     let bar0 = self.bar0.lock();
@@ -553,14 +659,36 @@ impl vfio::Driver for Adi {
         *dev.tenant.ops().dev.lock() = None;
         dev.irqs.lock().clear();
         // The next user finds the device as after a reset.
-        dev.reset_locked();
+        dev.reset_locked(ResetScope::Function);
     }
 
     fn read(dev: &vfio::Device<Self>, out: &mut UserSliceWriter, offset: u64) -> Result<usize> {
         let len = out.len();
         match Self::region_of(offset) {
+            (r, off) if r == u64::from(pci::CONFIG_REGION_INDEX) => {
+                dev.traps.config.fetch_add(1, Relaxed);
+                // VMMs read the whole space at once: split the read into
+                // naturally aligned accesses of up to 4 bytes.
+                let end = off.checked_add(len as u64).ok_or(EINVAL)?;
+                if end > pci_config::CONFIG_SPACE_SIZE as u64 {
+                    return Err(EINVAL);
+                }
+                let config = dev.config.lock();
+                let mut at = off;
+                while at < end {
+                    let width = [4u64, 2, 1]
+                        .into_iter()
+                        .find(|w| at % w == 0 && at + w <= end)
+                        .unwrap_or(1);
+                    let value = config.read(at, width as usize)?;
+                    out.write_slice(&value.to_le_bytes()[..width as usize])?;
+                    at += width;
+                }
+                Ok(len)
+            }
             (r, off) if r == u64::from(pci::BAR0_REGION_INDEX) => {
                 dev.traps.bar0.fetch_add(1, Relaxed);
+                dev.check_memory_enabled(dev)?;
                 let access = Bar0Access::decode(off, len)?;
                 let value = dev.bar0.lock().read(access, len);
                 out.write_slice(&value.to_le_bytes()[..len])?;
@@ -573,8 +701,20 @@ impl vfio::Driver for Adi {
     fn write(dev: &vfio::Device<Self>, input: &mut UserSliceReader, offset: u64) -> Result<usize> {
         let len = input.len();
         match Self::region_of(offset) {
+            (r, off) if r == u64::from(pci::CONFIG_REGION_INDEX) => {
+                dev.traps.config.fetch_add(1, Relaxed);
+                if !matches!(len, 1 | 2 | 4) {
+                    return Err(EINVAL);
+                }
+                let mut bytes = [0u8; 4];
+                input.read_slice(&mut bytes[..len])?;
+                let _ctl = dev.ctl.lock();
+                dev.config_write(off, len, u32::from_le_bytes(bytes))?;
+                Ok(len)
+            }
             (r, off) if r == u64::from(pci::BAR0_REGION_INDEX) => {
                 dev.traps.bar0.fetch_add(1, Relaxed);
+                dev.check_memory_enabled(dev)?;
                 let access = Bar0Access::decode(off, len)?;
                 let mut bytes = [0u8; 8];
                 input.read_slice(&mut bytes[..len])?;

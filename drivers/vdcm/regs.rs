@@ -34,9 +34,11 @@ pub const MAX_VECTORS: u16 = 256;
 
 const QUEUE_BASE: u64 = 0x100;
 const QUEUE_STRIDE: u64 = 0x20;
-const MSIX_TABLE: u64 = 0x2000;
+/// Offset of the MSI-X table in BAR0.
+pub const MSIX_TABLE: u64 = 0x2000;
 const MSIX_ENTRY_SIZE: u64 = 16;
-const MSIX_PBA: u64 = 0x3000;
+/// Offset of the MSI-X pending bit array in BAR0.
+pub const MSIX_PBA: u64 = 0x3000;
 
 /// A register inside one queue's block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

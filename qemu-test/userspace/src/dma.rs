@@ -410,6 +410,7 @@ impl<'a> Queue<'a> {
         vector: u32,
     ) -> Result<Self, String> {
         let blk = QUEUE_BASE + index * QUEUE_STRIDE;
+        dev.enable()?;
         dev.write_u32(BAR0, DEVCTL, 1)?;
         dev.write_u64(BAR0, blk + Q_RING_BASE, iova + ring_off as u64)?;
         dev.write_u32(BAR0, blk + Q_RING_SIZE, size)?;

@@ -252,6 +252,24 @@ impl GroupDevice {
     }
 }
 
+/// PCI command register bits: memory space and bus master enable.
+pub const PCI_COMMAND_MEMORY_MASTER: u16 = (1 << 1) | (1 << 2);
+
+/// Writes `value` to the PCI command register of `device` through its
+/// config region, as a guest driver enabling the device does.
+pub fn set_pci_command(device: &File, value: u16) -> Result<(), String> {
+    let mut info = RegionInfo {
+        argsz: argsz::<RegionInfo>(),
+        index: VFIO_PCI_CONFIG_REGION_INDEX,
+        ..Default::default()
+    };
+    ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &mut info)
+        .map_err(|e| format!("VFIO_DEVICE_GET_REGION_INFO(config): {e}"))?;
+    device
+        .write_all_at(&value.to_le_bytes(), info.offset + 4)
+        .map_err(|e| format!("write PCI command {value:#x}: {e}"))
+}
+
 /// `VFIO_DEVICE_GET_INFO` on a device fd.
 pub fn device_info(device: &File) -> Result<DeviceInfo, String> {
     let mut info = DeviceInfo {
@@ -317,6 +335,11 @@ impl CdevDevice {
     /// `VFIO_DEVICE_GET_INFO`.
     pub fn info(&self) -> Result<DeviceInfo, String> {
         device_info(&self.device)
+    }
+
+    /// Enables memory space and bus mastering in the command register.
+    pub fn enable(&self) -> Result<(), String> {
+        set_pci_command(&self.device, PCI_COMMAND_MEMORY_MASTER)
     }
 
     /// `VFIO_DEVICE_RESET`.

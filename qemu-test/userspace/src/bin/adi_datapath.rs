@@ -641,6 +641,11 @@ fn close_resets_device() -> Outcome {
         // Dropping the doorbell mapping and the fds closes the device.
     }
     let dev = CdevDevice::open(&cdev)?;
+    let cmd = dev.read_u32(CFG, 4)? & 0xffff;
+    ensure(cmd == 0, || {
+        format!("PCI command {cmd:#x} after close and reopen")
+    })?;
+    dev.enable()?;
     let status = dev.read_u32(dma::BAR0, dma::QUEUE_BASE + dma::Q_STATUS)?;
     let ctl = dev.read_u32(dma::BAR0, dma::DEVCTL)?;
     let ring = dev.read_u64(dma::BAR0, dma::QUEUE_BASE + dma::Q_RING_BASE)?;
@@ -664,6 +669,157 @@ fn close_resets_device() -> Outcome {
     })
 }
 
+const CFG: u32 = vdcm_selftests::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
+
+/// Finds standard capability `id` by walking the list from 0x34.
+fn find_cap(dev: &CdevDevice, id: u8) -> Result<Option<u64>, String> {
+    let mut at = u64::from(dev.read_u32(CFG, 0x34)? as u8);
+    for _ in 0..48 {
+        if at == 0 {
+            return Ok(None);
+        }
+        let hdr = dev.read_u32(CFG, at)?;
+        if hdr as u8 == id {
+            return Ok(Some(at));
+        }
+        at = u64::from((hdr >> 8) as u8);
+    }
+    Err("capability list does not end".into())
+}
+
+fn config_space_identity() -> Outcome {
+    let s = Setup::new()?;
+    let d = &s.dev;
+    let id = d.read_u32(CFG, 0)?;
+    ensure(id == 0x51a0_fffe, || format!("vendor/device {id:#010x}"))?;
+    let class = d.read_u32(CFG, 8)? >> 8;
+    ensure(class == 0x08_80_00, || format!("class {class:#x}"))?;
+    let status = d.read_u32(CFG, 4)? >> 16;
+    ensure(status & 0x10 != 0, || {
+        format!("status {status:#x}: no capability list")
+    })?;
+    // The whole space in one read, as VMMs do.
+    let mut all = [0u8; 256];
+    let region = d.region(CFG)?;
+    std::os::unix::fs::FileExt::read_exact_at(&d.device, &mut all, region.offset)
+        .map_err(|e| format!("256-byte config read: {e}"))?;
+    ensure(all[..4] == id.to_le_bytes(), || "bulk read differs".into())?;
+    let mut order = Vec::new();
+    let mut at = all[0x34] as usize;
+    while at != 0 && order.len() < 8 {
+        order.push(all[at]);
+        at = all[at + 1] as usize;
+    }
+    ensure(order == [0x01, 0x10, 0x11], || {
+        format!("capability IDs {order:x?}")
+    })?;
+    let msix = find_cap(d, 0x11)?.ok_or("no MSI-X capability")?;
+    let ctrl = d.read_u32(CFG, msix)? >> 16;
+    ensure(ctrl & 0x7ff == 1, || {
+        format!("MSI-X table size field {ctrl:#x}, want 1 (2 vectors)")
+    })?;
+    let table = d.read_u32(CFG, msix + 4)?;
+    ensure(table == 0x2000, || {
+        format!("MSI-X table {table:#x}, want BAR0 + 0x2000")
+    })?;
+    let ext = d.read_u32(CFG, 0x100)?;
+    let dvsec = d.read_u32(CFG, 0x104)?;
+    let dvsec_id = d.read_u32(CFG, 0x108)? & 0xffff;
+    ensure(
+        ext & 0xffff == 0x23 && dvsec & 0xffff == 0x8086 && dvsec_id == 5,
+        || format!("extended cap {ext:#x}, DVSEC header {dvsec:#x}, id {dvsec_id}"),
+    )?;
+    // BAR0: 64-bit, 16 KiB. Sizing with all-ones, then restoring.
+    let bar0 = d.read_u32(CFG, 0x10)?;
+    ensure(bar0 & 0x7 == 0x4, || {
+        format!("BAR0 flags {bar0:#x}, want 64-bit memory")
+    })?;
+    d.write_u32(CFG, 0x10, u32::MAX)?;
+    let size = d.read_u32(CFG, 0x10)?;
+    ensure(size == 0xffff_c004, || {
+        format!("BAR0 size probe {size:#x}, want 0xffffc004")
+    })?;
+    d.write_u32(CFG, 0x10, 0xfe00_0000)?;
+    let back = d.read_u32(CFG, 0x10)?;
+    ensure(back == 0xfe00_0004, || format!("BAR0 address {back:#x}"))?;
+    // Read-only: vendor ID writes are ignored.
+    d.write_u32(CFG, 0, 0x1234_5678)?;
+    ensure(d.read_u32(CFG, 0)? == id, || {
+        "vendor/device ID changed on write".into()
+    })?;
+    // Bad accesses: 8 bytes, misaligned, past the end.
+    for (off, len) in [(0u64, 8usize), (1, 2), (2, 4), (4096, 4), (4094, 4)] {
+        if d.write_at(CFG, off, &vec![0u8; len]).is_ok() {
+            return Err(format!("{len}-byte config write at {off:#x} accepted"));
+        }
+    }
+    let traps = s.stat("traps_config")?;
+    ensure(traps > 10, || format!("traps_config {traps}"))
+}
+
+fn bus_master_gates_dma() -> Outcome {
+    let s = Setup::new()?;
+    let mut q = s.queue()?;
+    s.run(&mut q, &[Desc::default()])?;
+    s.mem.write(DST, &[0x5a; 64]);
+    s.mem.write(SRC, &[0x11; 64]);
+    // Memory space on, bus master off.
+    vdcm_selftests::vfio::set_pci_command(&s.dev.device, 1 << 1)?;
+    let faults = s.stat("faults")?;
+    s.mem.write(COMPL, &[0u8; 32]);
+    q.push(&Desc {
+        opcode: dma::OP_MEMMOVE,
+        size: 64,
+        src: IOVA + SRC as u64,
+        dst: IOVA + DST as u64,
+        completion: IOVA + COMPL as u64,
+        ..Default::default()
+    });
+    q.ring();
+    std::thread::sleep(Duration::from_millis(300));
+    ensure(s.mem.bytes(COMPL, 1)[0] == 0, || {
+        "a completion was written with bus mastering disabled".into()
+    })?;
+    ensure(s.mem.bytes(DST, 64) == [0x5a; 64], || {
+        "data moved with bus mastering disabled".into()
+    })?;
+    let after = s.stat("faults")?;
+    ensure(after > faults, || {
+        format!("faults {faults} -> {after}: the blocked DMA was not counted")
+    })
+}
+
+fn flr_resets_function() -> Outcome {
+    let s = Setup::new()?;
+    let q = s.queue()?;
+    let resets = s.stat("resets")?;
+    let exp = find_cap(&s.dev, 0x10)?.ok_or("no PCI Express capability")?;
+    let devcap = s.dev.read_u32(CFG, exp + 4)?;
+    ensure(devcap & (1 << 28) != 0, || {
+        format!("DEVCAP {devcap:#x}: no FLR")
+    })?;
+    // Initiate FLR: bit 15 of Device Control (offset 8 of the capability).
+    s.dev
+        .write_at(CFG, exp + 8, &(1u16 << 15).to_le_bytes())
+        .map_err(|e| format!("FLR write: {e}"))?;
+    let devctl = s.dev.read_u32(CFG, exp + 8)? & 0xffff;
+    ensure(devctl & (1 << 15) == 0, || {
+        "Initiate FLR reads back as 1".into()
+    })?;
+    let cmd = s.dev.read_u32(CFG, 4)? & 0xffff;
+    ensure(cmd == 0, || format!("command {cmd:#x} after FLR"))?;
+    s.dev.enable()?;
+    let status = q.status()?;
+    let ring = s
+        .dev
+        .read_u64(dma::BAR0, dma::QUEUE_BASE + dma::Q_RING_BASE)?;
+    ensure(status == 0 && ring == 0, || {
+        format!("after FLR: queue STATUS {status:#x}, RING_BASE {ring:#x}")
+    })?;
+    let now = s.stat("resets")?;
+    ensure(now == resets + 1, || format!("resets {resets} -> {now}"))
+}
+
 fn main() {
     let mut t = Reporter::default();
     t.point("datapath_memmove_doorbell_irq", memmove_with_interrupt);
@@ -682,5 +838,8 @@ fn main() {
     t.point("bad_input_set_irqs_and_loopback", set_irqs_validation);
     t.point("adi_irq_info", irq_info);
     t.point("adi_close_resets_device", close_resets_device);
+    t.point("adi_config_space_identity", config_space_identity);
+    t.point("isolation_bus_master_gates_dma", bus_master_gates_dma);
+    t.point("adi_flr_resets_function", flr_resets_function);
     std::process::exit(t.exit_code());
 }

@@ -111,6 +111,7 @@ fn bad_requests(mdev: &Mdev) -> Outcome {
 /// The trapped slow path: BAR0 registers through region reads and writes.
 fn bar0_registers(mdev: &Mdev) -> Outcome {
     let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    dev.enable()?;
     // DEVCAP: 1 queue pair, 2 vectors (one per queue plus errors), v1.
     let cap = dev.read_u64(0, 0x000)?;
     ensure(
@@ -163,6 +164,7 @@ fn bar0_registers(mdev: &Mdev) -> Outcome {
 /// Accesses BAR0 must refuse: wrong widths, misaligned, past the end.
 fn bar0_bad_accesses(mdev: &Mdev) -> Outcome {
     let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    dev.enable()?;
     let mut buf = [0u8; 16];
     for (offset, len, what) in [
         (0x008u64, 2usize, "2-byte read"),
@@ -195,11 +197,25 @@ fn bar0_bad_accesses(mdev: &Mdev) -> Outcome {
 /// VFIO_DEVICE_RESET returns the guest-visible registers to their defaults.
 fn reset_ioctl(mdev: &Mdev) -> Outcome {
     let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
+    dev.enable()?;
     dev.write_u32(0, 0x008, 1)?;
     dev.write_u64(0, 0x100, 0x8000)?;
     dev.write_u32(0, 0x2000, 0xfee0_0000)?;
     dev.write_u32(0, 0x200c, 0)?;
     dev.reset()?;
+    // The reset is function-wide: memory space is disabled again, and BAR0
+    // refuses access until it is re-enabled.
+    let cmd = dev.read_u32(vfio::VFIO_PCI_CONFIG_REGION_INDEX, 4)? & 0xffff;
+    ensure(cmd == 0, || format!("PCI command {cmd:#x} after reset"))?;
+    match dev.read_u32(0, 0x008) {
+        Err(e) if e.contains("Input/output error") => {}
+        other => {
+            return Err(format!(
+                "BAR0 read with memory disabled: {other:?}, want EIO"
+            ))
+        }
+    }
+    dev.enable()?;
     let got = [
         dev.read_u32(0, 0x008)?,
         dev.read_u32(0, 0x00c)?,
@@ -248,6 +264,7 @@ fn group_open(mdev: &Mdev) -> Outcome {
         .ok_or(format!("iommu_group link {group:?}"))?;
     let uuid = mdev.uuid();
     let dev = vfio::GroupDevice::open(group, &uuid)?;
+    vfio::set_pci_command(&dev.device, vfio::PCI_COMMAND_MEMORY_MASTER)?;
     let info = dev.info()?;
     ensure(
         info.flags & vfio::VFIO_DEVICE_FLAGS_PCI != 0 && info.num_regions == 9,

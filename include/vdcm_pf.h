@@ -95,8 +95,10 @@ struct vdcm_qp_stats {
  * @qp_unbind: forget the queue pair's tenant (dropping the PF's reference);
  *             the queue pair is stopped first.
  * @qp_start: start processing the ring at @ring_iova of @ring_size
- *            descriptors (a power of two); the tail is whatever the tenant
- *            writes to the doorbell page.
+ *            64-byte descriptors (a power of two); the tail is whatever the
+ *            tenant writes to the doorbell page. The VDCM keeps the ring's
+ *            pages pinned while the queue pair runs, and stops it (qp_stop)
+ *            before the tenant's unmapping of the ring completes.
  * @qp_stop: stop the queue pair and wait until none of its descriptors is
  *           in flight (drain); the ring head is forgotten.
  * @qp_doorbell: the doorbell page of the queue pair, mapped into the

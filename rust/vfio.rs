@@ -453,6 +453,91 @@ impl RegionCaps<'_> {
     }
 }
 
+impl RegionCaps<'_> {
+    /// Appends a `VFIO_REGION_INFO_CAP_SPARSE_MMAP` capability: the parts
+    /// of the region user space may `mmap`, as `(offset, size)` pairs
+    /// relative to the region's start. A VMM maps exactly these and traps
+    /// the rest.
+    pub fn add_sparse_mmap(&mut self, areas: &[(u64, u64)]) -> Result {
+        // struct vfio_region_info_cap_sparse_mmap: header (id u16,
+        // version u16, next u32), nr_areas u32, reserved u32, then
+        // {offset u64, size u64} per area.
+        let len = 16usize
+            .checked_add(areas.len().checked_mul(16).ok_or(EINVAL)?)
+            .ok_or(EINVAL)?;
+        let mut cap = KVec::from_elem(0u8, len, GFP_KERNEL)?;
+        let id = bindings::VFIO_REGION_INFO_CAP_SPARSE_MMAP as u16;
+        cap[0..2].copy_from_slice(&id.to_ne_bytes());
+        cap[2..4].copy_from_slice(&1u16.to_ne_bytes());
+        let n = u32::try_from(areas.len()).map_err(|_| EINVAL)?;
+        cap[8..12].copy_from_slice(&n.to_ne_bytes());
+        for (i, &(offset, size)) in areas.iter().enumerate() {
+            let at = 16 + 16 * i;
+            cap[at..at + 8].copy_from_slice(&offset.to_ne_bytes());
+            cap[at + 8..at + 16].copy_from_slice(&size.to_ne_bytes());
+        }
+        self.add(&cap)
+    }
+}
+
+/// Pages of the user's I/O address space pinned for the device, unpinned
+/// when dropped.
+///
+/// The VFIO core requires a device that pins pages to give them up when
+/// the user unmaps them: its [`Driver::dma_unmap`] must drop every
+/// `PinnedPages` overlapping the range (see [`PinnedPages::overlaps`]).
+/// They must also be dropped before the device is closed.
+///
+/// # Invariants
+///
+/// `npage` pages from the page-aligned `iova` are pinned through `dev`,
+/// whose pointers are in `pages`; they are unpinned once, in `drop`.
+pub struct PinnedPages<T: Driver> {
+    dev: ARef<Device<T>>,
+    iova: u64,
+    pages: KVec<*mut bindings::page>,
+}
+
+// SAFETY: the pins are owned by this value; the page pointers are only
+// handed out as long as it lives, and unpinning may happen on any thread.
+unsafe impl<T: Driver> Send for PinnedPages<T> {}
+// SAFETY: `&self` only reads.
+unsafe impl<T: Driver> Sync for PinnedPages<T> {}
+
+impl<T: Driver> PinnedPages<T> {
+    /// First IOVA of the pinned range (page aligned).
+    pub fn iova(&self) -> u64 {
+        self.iova
+    }
+
+    /// Bytes pinned.
+    pub fn len(&self) -> u64 {
+        self.pages.len() as u64 * kernel::page::PAGE_SIZE as u64
+    }
+
+    /// Whether nothing is pinned (never, for a value that exists).
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// Whether the pinned range overlaps `[iova, iova + length)`.
+    pub fn overlaps(&self, iova: u64, length: u64) -> bool {
+        let end = iova.saturating_add(length);
+        iova < self.iova.saturating_add(self.len()) && self.iova < end
+    }
+}
+
+impl<T: Driver> Drop for PinnedPages<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pins were taken through `dev` (type invariant) and
+        // are given back once; `pages.len()` fits in `c_int` (checked when
+        // pinning).
+        unsafe {
+            bindings::vfio_unpin_pages(self.dev.as_raw(), self.iova, self.pages.len() as i32)
+        };
+    }
+}
+
 /// `VFIO_DEVICE_GET_INFO`.
 pub const DEVICE_GET_INFO: u32 = vfio_io(7);
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
@@ -540,6 +625,47 @@ impl<T: Driver> Device<T> {
                 buf.len(),
                 write,
             )
+        })
+    }
+}
+
+impl<T: Driver> Device<T> {
+    /// Pins the `npage` pages of the user's I/O address space from the
+    /// page containing `iova`, for reading (and writing, if `write`).
+    ///
+    /// Only valid while the device is open (`EINVAL` otherwise, and when
+    /// the driver has no `dma_unmap`); `EFAULT`/`ENOENT`-class errors from
+    /// the core when the range is not mapped.
+    pub fn pin_pages(&self, iova: u64, npage: usize, write: bool) -> Result<PinnedPages<T>> {
+        let count = i32::try_from(npage).map_err(|_| EINVAL)?;
+        if count == 0 || !T::HAS_DMA_UNMAP {
+            return Err(EINVAL);
+        }
+        let iova = iova & !(kernel::page::PAGE_SIZE as u64 - 1);
+        let mut pages = KVec::from_elem(core::ptr::null_mut(), npage, GFP_KERNEL)?;
+        let prot = if write {
+            bindings::IOMMU_READ | bindings::IOMMU_WRITE
+        } else {
+            bindings::IOMMU_READ
+        };
+        // SAFETY: the device is live; `pages` has room for `npage` page
+        // pointers. The core asserts the device is open (and fails cleanly
+        // otherwise: callers only pin between open and close).
+        let ret = unsafe {
+            bindings::vfio_pin_pages(self.as_raw(), iova, count, prot as i32, pages.as_mut_ptr())
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        if ret != count {
+            // The core pins all or nothing; anything else is a bug there.
+            return Err(EFAULT);
+        }
+        // INVARIANT: all `npage` pages are pinned through this device.
+        Ok(PinnedPages {
+            dev: ARef::from(self),
+            iova,
+            pages,
         })
     }
 }

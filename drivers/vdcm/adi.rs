@@ -166,6 +166,13 @@ impl Irqs {
     }
 }
 
+/// Control state of an ADI, changed only with `Adi::ctl` held.
+struct Ctl {
+    /// Per queue: the pages of its ring, pinned while the queue runs. A
+    /// tenant unmapping any of them stops the queue (`dma_unmap`).
+    ring_pins: KVec<Option<vfio::PinnedPages<Adi>>>,
+}
+
 /// What a reset covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ResetScope {
@@ -241,7 +248,7 @@ pub struct Adi {
     pasid: Pasid,
     tenant: Arc<Tenant<AdiTenant>>,
     #[pin]
-    ctl: Mutex<()>,
+    ctl: Mutex<Ctl>,
     #[pin]
     config: Mutex<ConfigSpace>,
     /// The command register's memory-space enable: BAR0 accesses need it.
@@ -311,7 +318,15 @@ impl Adi {
             released: Atomic::new(false),
             pasid,
             tenant,
-            ctl <- new_mutex!(()),
+            ctl <- new_mutex!(Ctl {
+                ring_pins: {
+                    let mut pins = KVec::with_capacity(n.into(), GFP_KERNEL)?;
+                    for _ in 0..n {
+                        pins.push(None, GFP_KERNEL)?;
+                    }
+                    pins
+                },
+            }),
             config <- new_mutex!(config),
             memory_enabled: Atomic::new(false),
             bus_master: Atomic::new(false),
@@ -397,8 +412,8 @@ impl Adi {
     /// first), every BAR0 register returns to its reset value, masks and
     /// pending interrupts are dropped; for `ResetScope::Function` the
     /// config space too. The host-set PASIDs stay. The caller holds `ctl`.
-    fn reset_locked(&self, scope: ResetScope) {
-        self.stop_queues();
+    fn reset_locked(&self, st: &mut Ctl, scope: ResetScope) {
+        self.stop_queues(st);
         if scope == ResetScope::Function {
             self.config.lock().reset();
             self.memory_enabled.store(false, Relaxed);
@@ -413,16 +428,25 @@ impl Adi {
 
     /// A function-level reset; see [`Adi::reset_locked`].
     pub fn reset(&self) {
-        let _ctl = self.ctl.lock();
-        self.reset_locked(ResetScope::Function);
+        let mut st = self.ctl.lock();
+        self.reset_locked(&mut st, ResetScope::Function);
     }
 
-    /// Stops every queue at the PF. The caller holds `ctl`.
-    fn stop_queues(&self) {
+    /// Stops every queue at the PF and unpins the rings.
+    fn stop_queues(&self, st: &mut Ctl) {
         for q in 0..self.queues.len() as u16 {
-            if let Some(qp) = self.pf_qp(q) {
-                self.link.pf.qp_stop(qp);
-            }
+            self.stop_queue(st, q);
+        }
+    }
+
+    /// Stops queue `q` at the PF (descriptors in flight finish first) and
+    /// unpins its ring.
+    fn stop_queue(&self, st: &mut Ctl, q: u16) {
+        if let Some(qp) = self.pf_qp(q) {
+            self.link.pf.qp_stop(qp);
+        }
+        if let Some(pins) = st.ring_pins.get_mut(usize::from(q)) {
+            *pins = None;
         }
     }
 
@@ -443,7 +467,7 @@ impl Adi {
 
     /// A guest write of `len` bytes to config space; acts on what it
     /// changed. The caller holds `ctl`.
-    fn config_write(&self, offset: u64, len: usize, value: u32) -> Result {
+    fn config_write(&self, st: &mut Ctl, offset: u64, len: usize, value: u32) -> Result {
         let event = self.config.lock().write(offset, len, value)?;
         match event {
             ConfigEvent::CommandChanged { new, .. } => {
@@ -454,7 +478,7 @@ impl Adi {
                 self.bus_master
                     .store(new & pci_config::COMMAND_BUS_MASTER != 0, Relaxed);
             }
-            ConfigEvent::FunctionLevelReset => self.reset_locked(ResetScope::Function),
+            ConfigEvent::FunctionLevelReset => self.reset_locked(st, ResetScope::Function),
             ConfigEvent::None
             | ConfigEvent::MsixControlChanged { .. }
             | ConfigEvent::PowerStateChanged { .. } => {}
@@ -493,14 +517,14 @@ impl Adi {
 
     /// Acts on what a BAR0 write asked for. The caller holds `ctl`, not
     /// `bar0`.
-    fn apply(&self, effect: Bar0Effect) {
+    fn apply(dev: &vfio::Device<Self>, st: &mut Ctl, effect: Bar0Effect) {
         match effect {
             Bar0Effect::None | Bar0Effect::VectorUnmasked(_) | Bar0Effect::QueueDrain(_) => {}
             Bar0Effect::DeviceEnable(on) => {
                 if !on {
-                    self.stop_queues();
+                    dev.stop_queues(st);
                 }
-                let mut bar0 = self.bar0.lock();
+                let mut bar0 = dev.bar0.lock();
                 bar0.set_device_enabled(on);
                 if !on {
                     for q in 0..bar0.num_queues() {
@@ -508,35 +532,59 @@ impl Adi {
                     }
                 }
             }
-            Bar0Effect::DeviceReset => self.reset_locked(ResetScope::Device),
+            Bar0Effect::DeviceReset => dev.reset_locked(st, ResetScope::Device),
             Bar0Effect::QueueEnable(q) => {
-                let (ring, error) = {
-                    let bar0 = self.bar0.lock();
-                    (bar0.queue_ring(q), Self::check_queue(&bar0, q))
-                };
-                let state = match (ring, error, self.pf_qp(q)) {
-                    (_, Some(e), _) => QueueState::Failed(e),
-                    (Some((base, size)), None, Some(qp)) => {
-                        match self.link.pf.qp_start(qp, base, size) {
-                            Ok(()) => QueueState::Running,
-                            Err(_) => QueueState::Failed(QueueError::PfRefused),
-                        }
-                    }
-                    _ => QueueState::Failed(QueueError::PfRefused),
-                };
-                self.bar0.lock().set_queue_state(q, state);
+                let state = Self::start_queue(dev, st, q).unwrap_or_else(QueueState::Failed);
+                dev.bar0.lock().set_queue_state(q, state);
             }
             Bar0Effect::QueueDisable(q) | Bar0Effect::QueueReset(q) => {
-                if let Some(qp) = self.pf_qp(q) {
-                    self.link.pf.qp_stop(qp);
-                }
-                let mut bar0 = self.bar0.lock();
+                dev.stop_queue(st, q);
+                let mut bar0 = dev.bar0.lock();
                 bar0.set_queue_state(q, QueueState::Stopped);
                 if effect == Bar0Effect::QueueReset(q) {
                     bar0.reset_queue(q);
                 }
             }
         }
+    }
+
+    /// Validates queue `q`'s registers, pins its ring and starts it at the
+    /// PF.
+    fn start_queue(
+        dev: &vfio::Device<Self>,
+        st: &mut Ctl,
+        q: u16,
+    ) -> core::result::Result<QueueState, QueueError> {
+        let (ring, error) = {
+            let bar0 = dev.bar0.lock();
+            (bar0.queue_ring(q), Self::check_queue(&bar0, q))
+        };
+        if let Some(e) = error {
+            return Err(e);
+        }
+        let ((base, size), qp) = ring.zip(dev.pf_qp(q)).ok_or(QueueError::PfRefused)?;
+        let page = kernel::page::PAGE_SIZE as u64;
+        let bytes = u64::from(size) * regs::DESC_SIZE;
+        let npage = ((base % page) + bytes).div_ceil(page) as usize;
+        let pins = dev.pin_pages(base, npage, false).map_err(|e| {
+            dev_err!(
+                dev.parent(),
+                "queue {}: ring [{:#x}, +{:#x}) is not mapped in the tenant's address space: {:?}\n",
+                q,
+                base,
+                bytes,
+                e
+            );
+            QueueError::RingFault
+        })?;
+        dev.link
+            .pf
+            .qp_start(qp, base, size)
+            .map_err(|_| QueueError::PfRefused)?;
+        if let Some(slot) = st.ring_pins.get_mut(usize::from(q)) {
+            *slot = Some(pins);
+        }
+        Ok(QueueState::Running)
     }
 
     /// Why queue `q` cannot start, if it cannot.
@@ -627,12 +675,17 @@ impl vfio::Driver for Adi {
     fn region_info(
         dev: &vfio::Device<Self>,
         index: u32,
-        _caps: &mut vfio::RegionCaps<'_>,
+        caps: &mut vfio::RegionCaps<'_>,
     ) -> Result<vfio::RegionInfo> {
         let rw = pci::REGION_FLAG_READ | pci::REGION_FLAG_WRITE;
         let (flags, size) = match index {
             pci::BAR0_REGION_INDEX => (rw, regs::BAR0_SIZE),
-            BAR2_REGION_INDEX => (rw | pci::REGION_FLAG_MMAP, dev.bar2_size()),
+            BAR2_REGION_INDEX => {
+                // All of BAR2 maps: one area, so a VMM maps every doorbell
+                // and traps nothing there.
+                caps.add_sparse_mmap(&[(0, dev.bar2_size())])?;
+                (rw | pci::REGION_FLAG_MMAP, dev.bar2_size())
+            }
             pci::CONFIG_REGION_INDEX => (rw, 4096),
             i if i < pci::NUM_REGIONS => (0, 0),
             _ => return Err(EINVAL),
@@ -651,15 +704,16 @@ impl vfio::Driver for Adi {
     }
 
     fn close(dev: &vfio::Device<Self>) {
-        let _ctl = dev.ctl.lock();
-        // Queues stop first (descriptors in flight finish), then the DMA
-        // and interrupt path is revoked: a PF still holding the tenant
-        // reaches nothing, and the device holds no reference to itself.
-        dev.stop_queues();
+        let mut st = dev.ctl.lock();
+        // Queues stop first (descriptors in flight finish) and their rings
+        // are unpinned, then the DMA and interrupt path is revoked: a PF
+        // still holding the tenant reaches nothing, and the device holds no
+        // reference to itself.
+        dev.stop_queues(&mut st);
         *dev.tenant.ops().dev.lock() = None;
         dev.irqs.lock().clear();
         // The next user finds the device as after a reset.
-        dev.reset_locked(ResetScope::Function);
+        dev.reset_locked(&mut st, ResetScope::Function);
     }
 
     fn read(dev: &vfio::Device<Self>, out: &mut UserSliceWriter, offset: u64) -> Result<usize> {
@@ -708,8 +762,8 @@ impl vfio::Driver for Adi {
                 }
                 let mut bytes = [0u8; 4];
                 input.read_slice(&mut bytes[..len])?;
-                let _ctl = dev.ctl.lock();
-                dev.config_write(off, len, u32::from_le_bytes(bytes))?;
+                let mut st = dev.ctl.lock();
+                dev.config_write(&mut st, off, len, u32::from_le_bytes(bytes))?;
                 Ok(len)
             }
             (r, off) if r == u64::from(pci::BAR0_REGION_INDEX) => {
@@ -718,12 +772,12 @@ impl vfio::Driver for Adi {
                 let access = Bar0Access::decode(off, len)?;
                 let mut bytes = [0u8; 8];
                 input.read_slice(&mut bytes[..len])?;
-                let _ctl = dev.ctl.lock();
+                let mut st = dev.ctl.lock();
                 let effect = dev
                     .bar0
                     .lock()
                     .write(access, len, u64::from_le_bytes(bytes));
-                dev.apply(effect);
+                Self::apply(dev, &mut st, effect);
                 Ok(len)
             }
             (r, off) => Err(dev.refuse_access(r, off, len)),
@@ -797,6 +851,29 @@ impl vfio::Driver for Adi {
                 dev.set_irqs(set)
             }
             _ => Err(ENOTTY),
+        }
+    }
+
+    fn dma_unmap(dev: &vfio::Device<Self>, iova: u64, length: u64) {
+        let mut st = dev.ctl.lock();
+        for q in 0..dev.queues.len() as u16 {
+            let hit = st
+                .ring_pins
+                .get(usize::from(q))
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.overlaps(iova, length));
+            if hit {
+                // The tenant took the ring away: the queue cannot go on.
+                dev.stop_queue(&mut st, q);
+                dev.bar0
+                    .lock()
+                    .set_queue_state(q, QueueState::Failed(QueueError::RingFault));
+                dev_notice!(
+                    dev.parent(),
+                    "queue {} stopped: its ring was unmapped by the tenant\n",
+                    q
+                );
+            }
         }
     }
 

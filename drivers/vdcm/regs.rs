@@ -270,6 +270,8 @@ pub const BAR0_VERSION: u8 = 1;
 pub const MAX_RING_ORDER: u32 = 12;
 /// Required alignment of `RING_BASE` (one descriptor).
 pub const RING_ALIGN: u64 = 64;
+/// Bytes of one ring slot: the PF contract's descriptors are 64 bytes.
+pub const DESC_SIZE: u64 = 64;
 
 /// Why a queue stopped, in `STATUS.error_code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -820,6 +820,73 @@ fn flr_resets_function() -> Outcome {
     ensure(now == resets + 1, || format!("resets {resets} -> {now}"))
 }
 
+fn bar2_sparse_mmap_cap() -> Outcome {
+    let s = Setup::new()?;
+    // GET_REGION_INFO with room for the capability chain.
+    let mut buf = [0u64; 16];
+    let argsz = std::mem::size_of_val(&buf) as u32;
+    buf[0] = u64::from(argsz); // argsz, flags 0
+    buf[1] = u64::from(dma::BAR2); // index, cap_offset
+                                   // SAFETY: `buf` is 128 bytes, the argsz we announce.
+    let r = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&s.dev.device),
+            vdcm_selftests::vfio::VFIO_DEVICE_GET_REGION_INFO,
+            buf.as_mut_ptr(),
+        )
+    };
+    ensure(r == 0, || {
+        format!("GET_REGION_INFO(BAR2): {}", std::io::Error::last_os_error())
+    })?;
+    let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let u32_at = |o: usize| u32::from_ne_bytes(bytes[o..o + 4].try_into().unwrap_or([0; 4]));
+    let u64_at = |o: usize| u64::from_ne_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
+    let (flags, cap) = (u32_at(4), u32_at(12) as usize);
+    ensure(flags & (1 << 3) != 0 && flags & (1 << 2) != 0, || {
+        format!("BAR2 flags {flags:#x}: want MMAP and CAPS")
+    })?;
+    ensure((32..bytes.len() - 32).contains(&cap), || {
+        format!("cap_offset {cap}")
+    })?;
+    let (id, version, areas) = (u32_at(cap) & 0xffff, u32_at(cap) >> 16, u32_at(cap + 8));
+    ensure(id == 1 && version == 1 && areas == 1, || {
+        format!("capability id {id} version {version} areas {areas}")
+    })?;
+    let (off, size) = (u64_at(cap + 16), u64_at(cap + 24));
+    ensure(off == 0 && size == 4096, || {
+        format!("sparse area [{off:#x}, +{size:#x})")
+    })
+}
+
+fn ring_unmap_stops_queue() -> Outcome {
+    let s = Setup::new()?;
+    // The ring lives in its own mapping, so it can be unmapped alone.
+    let ring = DmaMem::new(0x1000).map_err(|e| format!("mmap: {e}"))?;
+    let ring_iova = 0x8000_0000;
+    dma::map(&s.dev, &ring, ring_iova)?;
+    s.dev.enable()?;
+    let blk = dma::QUEUE_BASE;
+    s.dev.write_u32(dma::BAR0, dma::DEVCTL, 1)?;
+    s.dev
+        .write_u64(dma::BAR0, blk + dma::Q_RING_BASE, ring_iova)?;
+    s.dev.write_u32(dma::BAR0, blk + dma::Q_RING_SIZE, 64)?;
+    s.dev.write_u32(dma::BAR0, blk + dma::Q_CONTROL, 1)?;
+    let running = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
+    ensure(running == 1, || format!("STATUS {running:#x} after enable"))?;
+    dma::unmap(&s.dev, ring_iova, 0x1000)?;
+    let status = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
+    // error bit and error code 4 (ring fault).
+    ensure(status == 0x402, || {
+        format!("STATUS {status:#x} after the ring was unmapped, want 0x402")
+    })?;
+    // A queue whose ring is not mapped does not start.
+    s.dev.write_u32(dma::BAR0, blk + dma::Q_CONTROL, 1)?;
+    let status = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
+    ensure(status == 0x402, || {
+        format!("STATUS {status:#x} enabling a queue on an unmapped ring, want 0x402")
+    })
+}
+
 fn main() {
     let mut t = Reporter::default();
     t.point("datapath_memmove_doorbell_irq", memmove_with_interrupt);
@@ -841,5 +908,7 @@ fn main() {
     t.point("adi_config_space_identity", config_space_identity);
     t.point("isolation_bus_master_gates_dma", bus_master_gates_dma);
     t.point("adi_flr_resets_function", flr_resets_function);
+    t.point("adi_bar2_sparse_mmap_cap", bar2_sparse_mmap_cap);
+    t.point("isolation_ring_unmap_stops_queue", ring_unmap_stops_queue);
     std::process::exit(t.exit_code());
 }

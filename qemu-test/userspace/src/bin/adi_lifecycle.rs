@@ -145,6 +145,9 @@ fn bar0_registers(mdev: &Mdev) -> Outcome {
     ensure(dev.read_u32(0, 0x00c)? & 1 == 1, || {
         "DEVSTS.enabled not set".into()
     })?;
+    // The ring must be mapped in the tenant's address space to start.
+    let ring = vdcm_selftests::dma::DmaMem::new(0x8000).map_err(|e| format!("mmap: {e}"))?;
+    vdcm_selftests::dma::map(&dev, &ring, 0x1_0000_0000)?;
     dev.write_u32(0, 0x10c, 1)?;
     let sts = dev.read_u32(0, 0x110)?;
     ensure(sts == 1, || {

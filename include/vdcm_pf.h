@@ -18,7 +18,7 @@ struct page;
 struct vdcm_pf;
 
 /* Bumped on every incompatible change of this header. */
-#define VDCM_PF_CONTRACT_VERSION 4
+#define VDCM_PF_CONTRACT_VERSION 5
 
 /* How a PF can hand its queue pairs to ADIs. */
 #define VDCM_PF_MODE_DEDICATED	(1U << 0) /* whole QPs per ADI */
@@ -31,6 +31,8 @@ struct vdcm_pf;
  * @doorbell_size: bytes of one doorbell/portal page (PAGE_SIZE multiple)
  * @num_irqs: interrupt messages the PF can route to ADIs
  * @modes: VDCM_PF_MODE_* the PF supports
+ * @num_portals: portals the PF offers on its shared queue pairs
+ *               (VDCM_PF_MODE_SHARED; 0 otherwise)
  */
 struct vdcm_pf_caps {
 	u32 num_qps;
@@ -38,7 +40,14 @@ struct vdcm_pf_caps {
 	u32 doorbell_size;
 	u32 num_irqs;
 	u32 modes;
+	u32 num_portals;
 };
+
+/*
+ * Completion interrupts of a portal are raised with this bit set in the
+ * @qp argument of vdcm_tenant.raise_irq, the portal's number below it.
+ */
+#define VDCM_PF_PORTAL_IRQ	(1U << 31)
 
 /**
  * struct vdcm_tenant - the tenant a queue pair works for, as the VDCM
@@ -49,7 +58,8 @@ struct vdcm_pf_caps {
  *          -EPERM while the tenant's device does not allow DMA (bus master
  *          disabled); -ENODEV once the binding is revoked. May sleep.
  * @raise_irq: signal the completion interrupt of queue pair @qp (one the
- *             tenant is bound to). Process context (a work item or a
+ *             tenant is bound to), or of portal N for @qp =
+ *             VDCM_PF_PORTAL_IRQ | N. Process context (a work item or a
  *             threaded interrupt handler); may sleep.
  * @get: take a reference on the tenant object.
  * @put: drop a reference; the last one frees it.
@@ -104,6 +114,20 @@ struct vdcm_qp_stats {
  * @qp_doorbell: the doorbell page of the queue pair, mapped into the
  *               tenant's address space; valid until @qp_free.
  * @qp_stats: the queue pair's counters.
+ * @portal_alloc: (shared mode) open a portal on a shared queue pair for
+ *                the tenant @tenant with PASID @pasid: work submitted
+ *                through the portal runs tagged with @pasid, in the
+ *                tenant's address space. Stores the portal's number in
+ *                @portal. -ENOSPC when none is free. The portal starts
+ *                disabled.
+ * @portal_enable: (shared mode) accept (@enable) or stop accepting work
+ *                 through the portal; disabling waits until none of its
+ *                 work is in flight and forgets what was submitted.
+ * @portal_free: (shared mode) close a portal (disabled first), dropping
+ *               the PF's reference on its tenant.
+ * @portal_page: (shared mode) the portal's page, mapped into the tenant;
+ *               valid until @portal_free.
+ * @portal_stats: (shared mode) the portal's counters.
  *
  * Calls for one queue pair are serialised by the VDCM; calls for different
  * queue pairs may run concurrently. All may sleep.
@@ -118,6 +142,13 @@ struct vdcm_pf_ops {
 	void (*qp_stop)(struct vdcm_pf *pf, u32 qp);
 	struct page *(*qp_doorbell)(struct vdcm_pf *pf, u32 qp);
 	void (*qp_stats)(struct vdcm_pf *pf, u32 qp, struct vdcm_qp_stats *stats);
+	int (*portal_alloc)(struct vdcm_pf *pf, u32 pasid,
+			    struct vdcm_tenant *tenant, u32 *portal);
+	int (*portal_enable)(struct vdcm_pf *pf, u32 portal, bool enable);
+	void (*portal_free)(struct vdcm_pf *pf, u32 portal);
+	struct page *(*portal_page)(struct vdcm_pf *pf, u32 portal);
+	void (*portal_stats)(struct vdcm_pf *pf, u32 portal,
+			     struct vdcm_qp_stats *stats);
 };
 
 /**

@@ -25,9 +25,12 @@ say "booting $(basename "$kdir") in QEMU/TCG with intel-iommu (scalable mode); t
 start=$SECONDS
 # --disable-microvm: the IOMMU needs q35. No --rw: the guest must never
 # write the host's files; only $OUT_DIR is writable.
+# no_timer_check: under TCG on a loaded host the IO-APIC timer check can
+# miss its window and panic the boot ("timer doesn't work through
+# Interrupt-remapped IO-APIC"); the check proves nothing about this project.
 (cd "$TOP_DIR" && PATH="$CACHE_DIR/venv/bin:$PATH" timeout -k 10 "$VM_TIMEOUT" \
 	vng --run "$kdir" --disable-kvm --disable-microvm --cpus 2 --memory 2G \
-	--verbose --qemu-opts="$QEMU_OPTS" --append "intel_iommu=on,sm_on panic=-1" \
+	--verbose --qemu-opts="$QEMU_OPTS" --append "intel_iommu=on,sm_on panic=-1 no_timer_check" \
 	--rwdir "$OUT_DIR" --exec "$(printf '%q ' "$@")") 2>&1 | tee "$OUT_DIR/console.log"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then

@@ -39,6 +39,32 @@ impl DoorbellPage {
         Ok(u32::from_le_bytes(word))
     }
 
+    /// Copies `buf.len()` bytes from byte `offset` of the page, as the
+    /// tenant last wrote them; `EINVAL` past the page's end.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result {
+        if offset
+            .checked_add(buf.len())
+            .is_none_or(|end| end > kernel::page::PAGE_SIZE)
+        {
+            return Err(EINVAL);
+        }
+        // SAFETY: `buf` is valid for `buf.len()` bytes of writes; the range
+        // is inside the page (checked above). Concurrent tenant writes are
+        // seen partially at worst; callers treat the bytes as untrusted.
+        unsafe { self.page.read_raw(buf.as_mut_ptr(), offset, buf.len()) }
+    }
+
+    /// Zeroes the page, so nothing of a previous tenant is visible.
+    pub fn clear(&self) -> Result {
+        let zero = [0u8; 256];
+        for at in (0..kernel::page::PAGE_SIZE).step_by(zero.len()) {
+            // SAFETY: `zero` is valid for reads; the range is inside the
+            // page.
+            unsafe { self.page.write_raw(zero.as_ptr(), at, zero.len())? };
+        }
+        Ok(())
+    }
+
     /// Writes the 32-bit little-endian word at byte `offset` (4-byte
     /// aligned), e.g. to clear a doorbell on reset.
     pub fn write_u32(&self, offset: usize, value: u32) -> Result {

@@ -16,6 +16,8 @@ use kernel::id_pool::IdPool;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::aref::ARef;
+use kernel::sync::atomic::Atomic;
+use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
 use kernel::sync::Mutex;
 
@@ -36,6 +38,8 @@ const PASID_INVALID: u32 = u32::MAX;
 pub struct PasidSpace {
     global: Option<ARef<device::Device>>,
     limit: u32,
+    /// PASIDs handed out and not yet given back.
+    in_use: Atomic<u32>,
     /// The local space's IDs in use.
     #[pin]
     local: Mutex<IdPool>,
@@ -80,6 +84,7 @@ impl PasidSpace {
             try_pin_init!(PasidSpace {
                 global,
                 limit: 1 << bits,
+                in_use: Atomic::new(0),
                 local <- new_mutex!(IdPool::with_capacity(64, GFP_KERNEL)?),
             }),
             GFP_KERNEL,
@@ -91,6 +96,19 @@ impl PasidSpace {
         self.global.is_some()
     }
 
+    /// How many more PASIDs can be allocated: exact for a PF-local space;
+    /// for the global space, shared with the whole system, an upper bound
+    /// (`2^20 - 1` minus those this space holds).
+    pub fn available(&self) -> u32 {
+        let size = if self.global.is_some() {
+            1 << 20
+        } else {
+            self.limit
+        };
+        // ID 0 is never handed out.
+        (size - 1).saturating_sub(self.in_use.load(Relaxed))
+    }
+
     /// Allocates a PASID; `ENOSPC` when the space is exhausted.
     pub fn alloc(self: &Arc<Self>) -> Result<Pasid> {
         if let Some(dev) = &self.global {
@@ -100,6 +118,7 @@ impl PasidSpace {
             if id == PASID_INVALID {
                 return Err(ENOSPC);
             }
+            self.in_use.fetch_add(1, Relaxed);
             return Ok(Pasid {
                 space: self.clone(),
                 id,
@@ -114,6 +133,7 @@ impl PasidSpace {
                     return Err(ENOSPC);
                 }
                 unused.acquire();
+                self.in_use.fetch_add(1, Relaxed);
                 return Ok(Pasid {
                     space: self.clone(),
                     id,
@@ -139,6 +159,7 @@ impl Pasid {
 
 impl Drop for Pasid {
     fn drop(&mut self) {
+        self.space.in_use.fetch_sub(1, Relaxed);
         if self.space.global.is_some() {
             // SAFETY: `id` came from `iommu_alloc_global_pasid` and is given
             // back once, here.

@@ -31,6 +31,9 @@ pub const MODE_DEDICATED: u32 = bindings::VDCM_PF_MODE_DEDICATED;
 /// Queue pairs can be shared by many ADIs through portals.
 pub const MODE_SHARED: u32 = bindings::VDCM_PF_MODE_SHARED;
 
+/// Set in `raise_irq`'s queue-pair argument for a portal's interrupt.
+pub const PORTAL_IRQ: u32 = bindings::VDCM_PF_PORTAL_IRQ;
+
 /// Returns the contract version of the loaded VDCM module.
 pub fn loaded_contract_version() -> u32 {
     // SAFETY: `vdcm_pf_contract_version` takes no arguments, touches no
@@ -52,6 +55,8 @@ pub struct Caps {
     pub num_irqs: u32,
     /// [`MODE_DEDICATED`] and/or [`MODE_SHARED`].
     pub modes: u32,
+    /// Portals on the PF's shared queue pairs ([`MODE_SHARED`]).
+    pub num_portals: u32,
 }
 
 impl From<&bindings::vdcm_pf_caps> for Caps {
@@ -62,6 +67,7 @@ impl From<&bindings::vdcm_pf_caps> for Caps {
             doorbell_size: c.doorbell_size,
             num_irqs: c.num_irqs,
             modes: c.modes,
+            num_portals: c.num_portals,
         }
     }
 }
@@ -74,6 +80,7 @@ impl From<Caps> for bindings::vdcm_pf_caps {
             doorbell_size: c.doorbell_size,
             num_irqs: c.num_irqs,
             modes: c.modes,
+            num_portals: c.num_portals,
         }
     }
 }
@@ -117,6 +124,65 @@ pub trait QueueOps: Send + Sync + 'static {
     fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page>;
     /// The queue pair's counters.
     fn qp_stats(&self, qp: u32) -> QpStats;
+
+    /// Shared mode: opens a portal for `tenant` with `pasid`, disabled.
+    /// `ENOSPC` when none is free. PFs without shared mode keep the
+    /// default.
+    fn portal_alloc(&self, _pasid: u32, _tenant: TenantRef) -> Result<u32> {
+        Err(ENODEV)
+    }
+    /// Shared mode: accepts work through the portal, or stops (waiting for
+    /// its work in flight and dropping what was submitted).
+    fn portal_enable(&self, _portal: u32, _enable: bool) -> Result {
+        Err(ENODEV)
+    }
+    /// Shared mode: closes the portal.
+    fn portal_free(&self, _portal: u32) {}
+    /// Shared mode: the portal's page, mapped into the tenant.
+    fn portal_page(&self, _portal: u32) -> Option<&kernel::page::Page> {
+        None
+    }
+    /// Shared mode: the portal's counters.
+    fn portal_stats(&self, _portal: u32) -> QpStats {
+        QpStats::default()
+    }
+}
+
+impl QpStats {
+    fn to_raw(self) -> bindings::vdcm_qp_stats {
+        bindings::vdcm_qp_stats {
+            descriptors: self.descriptors,
+            bytes: self.bytes,
+            faults: self.faults,
+            invalid: self.invalid,
+            interrupts: self.interrupts,
+        }
+    }
+
+    #[cfg_attr(not(vdcm_host), allow(dead_code))]
+    fn from_raw(s: &bindings::vdcm_qp_stats) -> Self {
+        QpStats {
+            descriptors: s.descriptors,
+            bytes: s.bytes,
+            faults: s.faults,
+            invalid: s.invalid,
+            interrupts: s.interrupts,
+        }
+    }
+}
+
+impl core::ops::Add for QpStats {
+    type Output = QpStats;
+
+    fn add(self, o: QpStats) -> QpStats {
+        QpStats {
+            descriptors: self.descriptors + o.descriptors,
+            bytes: self.bytes + o.bytes,
+            faults: self.faults + o.faults,
+            invalid: self.invalid + o.invalid,
+            interrupts: self.interrupts + o.interrupts,
+        }
+    }
 }
 
 /// A reference to the tenant a queue pair works for (`struct
@@ -287,6 +353,11 @@ impl<T: QueueOps> OpsTable<T> {
         qp_stop: Some(Self::qp_stop),
         qp_doorbell: Some(Self::qp_doorbell),
         qp_stats: Some(Self::qp_stats),
+        portal_alloc: Some(Self::portal_alloc),
+        portal_enable: Some(Self::portal_enable),
+        portal_free: Some(Self::portal_free),
+        portal_page: Some(Self::portal_page),
+        portal_stats: Some(Self::portal_stats),
     };
 
     /// # Safety
@@ -398,15 +469,86 @@ impl<T: QueueOps> OpsTable<T> {
         // SAFETY: per the function's contract.
         let s = unsafe { Self::ops(pf) }.qp_stats(qp);
         // SAFETY: `stats` is valid for writes.
-        unsafe {
-            stats.write(bindings::vdcm_qp_stats {
-                descriptors: s.descriptors,
-                bytes: s.bytes,
-                faults: s.faults,
-                invalid: s.invalid,
-                interrupts: s.interrupts,
-            })
+        unsafe { stats.write(s.to_raw()) };
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF, a live tenant it holds a
+    /// reference on for the call, and a valid `portal` pointer.
+    unsafe extern "C" fn portal_alloc(
+        pf: *mut bindings::vdcm_pf,
+        pasid: u32,
+        tenant: *mut bindings::vdcm_tenant,
+        portal: *mut u32,
+    ) -> kernel::ffi::c_int {
+        let Some(raw) = NonNull::new(tenant) else {
+            return EINVAL.to_errno();
         };
+        // SAFETY: the VDCM passes a live tenant.
+        let Some(tenant) = (unsafe { TenantRef::get(raw) }) else {
+            return EINVAL.to_errno();
+        };
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.portal_alloc(pasid, tenant) {
+            Ok(n) => {
+                // SAFETY: `portal` is valid for writes.
+                unsafe { *portal = n };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn portal_enable(
+        pf: *mut bindings::vdcm_pf,
+        portal: u32,
+        enable: bool,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.portal_enable(portal, enable) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn portal_free(pf: *mut bindings::vdcm_pf, portal: u32) {
+        // SAFETY: per the function's contract.
+        unsafe { Self::ops(pf) }.portal_free(portal);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF.
+    unsafe extern "C" fn portal_page(
+        pf: *mut bindings::vdcm_pf,
+        portal: u32,
+    ) -> *mut bindings::page {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.portal_page(portal) {
+            Some(page) => page.as_ptr(),
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a valid `stats` pointer.
+    unsafe extern "C" fn portal_stats(
+        pf: *mut bindings::vdcm_pf,
+        portal: u32,
+        stats: *mut bindings::vdcm_qp_stats,
+    ) {
+        // SAFETY: per the function's contract.
+        let s = unsafe { Self::ops(pf) }.portal_stats(portal);
+        // SAFETY: `stats` is valid for writes.
+        unsafe { stats.write(s.to_raw()) };
     }
 }
 
@@ -430,6 +572,7 @@ mod host {
     use super::Caps;
     use super::QpStats;
     use super::CONTRACT_VERSION;
+    use super::MODE_SHARED;
 
     /// A registering PF, as the VDCM sees it.
     ///
@@ -544,13 +687,62 @@ mod host {
                 // SAFETY: the PF's own op; `s` is valid for writes.
                 unsafe { f(self.raw.as_ptr(), qp, &mut s) };
             }
-            QpStats {
-                descriptors: s.descriptors,
-                bytes: s.bytes,
-                faults: s.faults,
-                invalid: s.invalid,
-                interrupts: s.interrupts,
+            QpStats::from_raw(&s)
+        }
+
+        /// Shared mode: opens a portal for `tenant` with `pasid`.
+        pub fn portal_alloc<T: TenantOps>(
+            &self,
+            pasid: u32,
+            tenant: &Arc<Tenant<T>>,
+        ) -> Result<u32> {
+            let f = self.ops().portal_alloc.ok_or(ENODEV)?;
+            let raw = Arc::as_ptr(tenant)
+                .cast_mut()
+                .cast::<bindings::vdcm_tenant>();
+            let mut portal = 0;
+            // SAFETY: the PF's own op; `raw` is the tenant's C header, kept
+            // alive by `tenant` during the call and by the PF's references
+            // after.
+            to_result(unsafe { f(self.raw.as_ptr(), pasid, raw, &mut portal) })?;
+            Ok(portal)
+        }
+
+        /// Shared mode: starts or stops accepting work through the portal.
+        pub fn portal_enable(&self, portal: u32, enable: bool) -> Result {
+            let f = self.ops().portal_enable.ok_or(ENODEV)?;
+            // SAFETY: the PF's own op, called with its registered structure.
+            to_result(unsafe { f(self.raw.as_ptr(), portal, enable) })
+        }
+
+        /// Shared mode: closes the portal.
+        pub fn portal_free(&self, portal: u32) {
+            if let Some(f) = self.ops().portal_free {
+                // SAFETY: the PF's own op, called with its registered structure.
+                unsafe { f(self.raw.as_ptr(), portal) };
             }
+        }
+
+        /// Shared mode: the portal's page, for mapping to the tenant.
+        pub fn portal_page(&self, portal: u32) -> Option<crate::vdcm_kernel::vfio::MappablePage> {
+            let f = self.ops().portal_page?;
+            // SAFETY: the PF's own op, called with its registered structure.
+            let page = NonNull::new(unsafe { f(self.raw.as_ptr(), portal) })?;
+            // SAFETY: the contract makes the portal page an order-0 page
+            // the PF keeps allocated until `portal_free`, which the VDCM
+            // calls only after the tenant's mappings are gone (the device
+            // is closed, and mappings hold it open).
+            Some(unsafe { crate::vdcm_kernel::vfio::MappablePage::from_raw(page) })
+        }
+
+        /// Shared mode: the portal's counters.
+        pub fn portal_stats(&self, portal: u32) -> QpStats {
+            let mut s = bindings::vdcm_qp_stats::default();
+            if let Some(f) = self.ops().portal_stats {
+                // SAFETY: the PF's own op; `s` is valid for writes.
+                unsafe { f(self.raw.as_ptr(), portal, &mut s) };
+            }
+            QpStats::from_raw(&s)
         }
     }
 
@@ -790,6 +982,18 @@ mod host {
                 && o.qp_stop.is_some()
                 && o.qp_doorbell.is_some()
                 && o.qp_stats.is_some()
+        };
+        // SAFETY: valid per the caller's contract.
+        let shared = unsafe { raw.as_ref().caps.modes } & MODE_SHARED != 0;
+        let complete = complete && {
+            // SAFETY: checked non-null above.
+            let o = unsafe { &*ops };
+            !shared
+                || (o.portal_alloc.is_some()
+                    && o.portal_enable.is_some()
+                    && o.portal_free.is_some()
+                    && o.portal_page.is_some()
+                    && o.portal_stats.is_some())
         };
         if !complete {
             pr_err!("PF registered without a complete vdcm_pf_ops table\n");

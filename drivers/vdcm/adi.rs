@@ -42,6 +42,7 @@ use crate::vdcm_kernel::pasid::Pasid;
 use crate::vdcm_kernel::pci_config;
 use crate::vdcm_kernel::pci_config::ConfigEvent;
 use crate::vdcm_kernel::pci_config::ConfigSpace;
+use crate::vdcm_kernel::pf;
 use crate::vdcm_kernel::pf::QpStats;
 use crate::vdcm_kernel::pf::Tenant;
 use crate::vdcm_kernel::pf::TenantOps;
@@ -231,18 +232,25 @@ impl TenantOps for AdiTenant {
 
 /// One ADI: the virtual device's state.
 ///
+/// Dropping it gives its queue pairs or portal back to the PF if
+/// [`Adi::release_queues`] has not already.
+///
 /// Locking, outermost first: `ctl` (one guest control action at a time,
 /// held across the PF's queue operations), then the PF's own locks, then
 /// the tenant's device slot, then `config`, `bar0` and `irqs` (never two of
 /// these three at once). The PF calls the
 /// tenant with its locks held, so nothing here calls the PF while holding
 /// `bar0` or `irqs`.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub struct Adi {
     link: Arc<PfLink>,
-    qps: QpReservation,
-    /// The PF's queue pairs backing queues 0..n.
+    /// The queue pairs (or the portal) taken from the PF's pool.
+    reservation: QpReservation,
+    /// The PF's queue pairs backing queues 0..n (dedicated ADIs).
     queues: KVec<u32>,
+    /// The portal on the PF's shared queue pair backing queue 0 (shared
+    /// ADIs).
+    portal: Option<u32>,
     /// Whether `queues` went back to the PF.
     released: Atomic<bool>,
     pasid: Pasid,
@@ -263,11 +271,27 @@ pub struct Adi {
     counters: AdiCounters,
 }
 
+#[pinned_drop]
+impl PinnedDrop for Adi {
+    fn drop(self: Pin<&mut Self>) {
+        self.release_queues();
+    }
+}
+
 impl Adi {
-    /// A new ADI over the reserved queue pairs `qps`, taking them from the
-    /// PF of `link` and binding them to a fresh PASID.
-    pub fn new(link: Arc<PfLink>, qps: QpReservation) -> Result<impl PinInit<Self, Error>> {
-        let n = u16::try_from(qps.count()).map_err(|_| EINVAL)?;
+    /// A new ADI over the reserved queue pairs `qps` (or, if `shared`, one
+    /// portal on the PF's shared queue pair), taking them from the PF of
+    /// `link` and binding them to a fresh PASID.
+    pub fn new(
+        link: Arc<PfLink>,
+        qps: QpReservation,
+        shared: bool,
+    ) -> Result<impl PinInit<Self, Error>> {
+        let n = if shared {
+            1
+        } else {
+            u16::try_from(qps.count()).map_err(|_| EINVAL)?
+        };
         let mut bar0 = Bar0::new(n, vectors_for(n))?;
         let bar2_size = u64::from(n) * u64::from(link.caps.doorbell_size);
         let config = config_space(vectors_for(n), bar2_size)?;
@@ -277,6 +301,33 @@ impl Adi {
         let tenant = Tenant::new(try_pin_init!(AdiTenant {
             dev <- new_mutex!(None),
         }))?;
+        // Everything that can fail to allocate is allocated before the
+        // PF's resources are taken, so initialising the ADI cannot fail
+        // with them held.
+        let irqs = Irqs::new(vectors_for(n))?;
+        let mut ring_pins = KVec::with_capacity(n.into(), GFP_KERNEL)?;
+        for _ in 0..n {
+            ring_pins.push(None, GFP_KERNEL)?;
+        }
+        let ctl = Ctl { ring_pins };
+        if shared {
+            let portal = link.pf.portal_alloc(pasid.id(), &tenant).inspect_err(|e| {
+                dev_err!(link.pf.device(), "PF refused a portal: {:?}\n", e);
+            })?;
+            bar0.set_queue_pasid(0, pasid.id());
+            return Ok(Self::init(
+                link,
+                qps,
+                KVec::new(),
+                Some(portal),
+                pasid,
+                tenant,
+                config,
+                bar0,
+                ctl,
+                irqs,
+            ));
+        }
         let mut queues = KVec::with_capacity(n.into(), GFP_KERNEL)?;
         let give_back = |queues: &KVec<u32>| {
             for &qp in queues.iter() {
@@ -311,27 +362,39 @@ impl Adi {
             }
             bar0.set_queue_pasid(q, pasid.id());
         }
-        Ok(try_pin_init!(Adi {
+        Ok(Self::init(
+            link, qps, queues, None, pasid, tenant, config, bar0, ctl, irqs,
+        ))
+    }
+
+    /// The initialiser of an ADI whose resources are all taken.
+    #[allow(clippy::too_many_arguments)]
+    fn init(
+        link: Arc<PfLink>,
+        reservation: QpReservation,
+        queues: KVec<u32>,
+        portal: Option<u32>,
+        pasid: Pasid,
+        tenant: Arc<Tenant<AdiTenant>>,
+        config: ConfigSpace,
+        bar0: Bar0,
+        ctl: Ctl,
+        irqs: Irqs,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Adi {
             link,
-            qps,
+            reservation,
             queues,
+            portal,
             released: Atomic::new(false),
             pasid,
             tenant,
-            ctl <- new_mutex!(Ctl {
-                ring_pins: {
-                    let mut pins = KVec::with_capacity(n.into(), GFP_KERNEL)?;
-                    for _ in 0..n {
-                        pins.push(None, GFP_KERNEL)?;
-                    }
-                    pins
-                },
-            }),
+            ctl <- new_mutex!(ctl),
             config <- new_mutex!(config),
             memory_enabled: Atomic::new(false),
             bus_master: Atomic::new(false),
             bar0 <- new_mutex!(bar0),
-            irqs <- new_mutex!(Irqs::new(vectors_for(n))?),
+            irqs <- new_mutex!(irqs),
             traps: TrapCounters {
                 bar0: Atomic::new(0),
                 config: Atomic::new(0),
@@ -341,17 +404,24 @@ impl Adi {
                 resets: Atomic::new(0),
                 interrupts: Atomic::new(0),
             },
-        }))
+        })
     }
 
-    /// How many queue pairs the ADI holds.
-    pub fn queue_pairs(&self) -> u32 {
-        self.qps.count()
+    /// The queues of the ADI: its dedicated queue pairs, or 1 (its portal).
+    fn num_queues(&self) -> u16 {
+        if self.portal.is_some() {
+            1
+        } else {
+            self.queues.len() as u16
+        }
     }
 
     /// The PF's counters of the ADI's queue pairs, summed.
     pub fn queue_stats(&self) -> QpStats {
         let mut sum = QpStats::default();
+        if let Some(portal) = self.pf_portal() {
+            return self.link.pf.portal_stats(portal);
+        }
         for q in 0..self.queues.len() as u16 {
             if let Some(qp) = self.pf_qp(q) {
                 let s = self.link.pf.qp_stats(qp);
@@ -382,6 +452,9 @@ impl Adi {
             self.link.pf.qp_unbind(qp);
             self.link.pf.qp_free(qp);
         }
+        if let Some(portal) = self.portal {
+            self.link.pf.portal_free(portal);
+        }
     }
 
     /// The PF queue pair behind queue `q`, while the ADI holds them.
@@ -392,9 +465,17 @@ impl Adi {
         self.queues.get(usize::from(q)).copied()
     }
 
-    /// Size of BAR2: one doorbell page per queue pair.
+    /// The portal behind queue 0, while the ADI holds it.
+    fn pf_portal(&self) -> Option<u32> {
+        if self.released.load(Relaxed) {
+            return None;
+        }
+        self.portal
+    }
+
+    /// Size of BAR2: one doorbell (or portal) page per queue.
     fn bar2_size(&self) -> u64 {
-        u64::from(self.qps.count()) * u64::from(self.link.caps.doorbell_size)
+        u64::from(self.num_queues()) * u64::from(self.link.caps.doorbell_size)
     }
 
     /// MSI-X vectors of the device.
@@ -434,7 +515,7 @@ impl Adi {
 
     /// Stops every queue at the PF and unpins the rings.
     fn stop_queues(&self, st: &mut Ctl) {
-        for q in 0..self.queues.len() as u16 {
+        for q in 0..self.num_queues() {
             self.stop_queue(st, q);
         }
     }
@@ -444,6 +525,9 @@ impl Adi {
     fn stop_queue(&self, st: &mut Ctl, q: u16) {
         if let Some(qp) = self.pf_qp(q) {
             self.link.pf.qp_stop(qp);
+        }
+        if let Some(portal) = self.pf_portal() {
+            let _ = self.link.pf.portal_enable(portal, false);
         }
         if let Some(pins) = st.ring_pins.get_mut(usize::from(q)) {
             *pins = None;
@@ -555,6 +639,18 @@ impl Adi {
         st: &mut Ctl,
         q: u16,
     ) -> core::result::Result<QueueState, QueueError> {
+        if let Some(portal) = dev.pf_portal() {
+            // A portal's ring is its page: no ring registers to check and
+            // nothing to pin.
+            if !dev.bar0.lock().device_enabled() {
+                return Err(QueueError::DeviceDisabled);
+            }
+            dev.link
+                .pf
+                .portal_enable(portal, true)
+                .map_err(|_| QueueError::PfRefused)?;
+            return Ok(QueueState::Running);
+        }
         let (ring, error) = {
             let bar0 = dev.bar0.lock();
             (bar0.queue_ring(q), Self::check_queue(&bar0, q))
@@ -604,7 +700,11 @@ impl Adi {
 
     /// A completion of the PF's queue pair `qp` asked for an interrupt.
     fn raise_queue_irq(&self, qp: u32) {
-        let Some(q) = self.queues.iter().position(|&x| x == qp) else {
+        let q = if self.portal.is_some_and(|p| qp == pf::PORTAL_IRQ | p) {
+            0
+        } else if let Some(q) = self.queues.iter().position(|&x| x == qp) {
+            q
+        } else {
             return;
         };
         let Some(vector) = self.bar0.lock().queue_vector(q as u16) else {
@@ -809,11 +909,12 @@ impl vfio::Driver for Adi {
         }
         let first = (off / page) as usize;
         for (i, at) in (0..vma.len()).step_by(page as usize).enumerate() {
-            let qp = u16::try_from(first + i)
-                .ok()
-                .and_then(|q| dev.pf_qp(q))
-                .ok_or(ENODEV)?;
-            let doorbell = dev.link.pf.qp_doorbell(qp).ok_or(ENODEV)?;
+            let q = u16::try_from(first + i).map_err(|_| EINVAL)?;
+            let doorbell = match dev.pf_portal() {
+                Some(portal) => dev.link.pf.portal_page(portal),
+                None => dev.pf_qp(q).and_then(|qp| dev.link.pf.qp_doorbell(qp)),
+            }
+            .ok_or(ENODEV)?;
             vma.insert_page(at, &doorbell)?;
         }
         Ok(())
@@ -856,7 +957,7 @@ impl vfio::Driver for Adi {
 
     fn dma_unmap(dev: &vfio::Device<Self>, iova: u64, length: u64) {
         let mut st = dev.ctl.lock();
-        for q in 0..dev.queues.len() as u16 {
+        for q in 0..dev.num_queues() {
             let hit = st
                 .ring_pins
                 .get(usize::from(q))

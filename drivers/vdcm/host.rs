@@ -26,12 +26,20 @@ use crate::vdcm_kernel::vfio;
 /// An ADI shape offered as an mdev type.
 struct AdiType {
     info: mdev::TypeInfo,
-    /// Dedicated queue pairs an ADI of this type gets.
+    /// Dedicated queue pairs an ADI of this type gets; 0 for one portal on
+    /// the PF's shared queue pair.
     qps: u32,
 }
 
-/// The mdev types every PF offers, in this order.
-const TYPES: [AdiType; 2] = [
+impl AdiType {
+    fn shared(&self) -> bool {
+        self.qps == 0
+    }
+}
+
+/// The mdev types a PF offers, in this order; the last (shared) only if
+/// the PF has shared mode.
+const TYPES: [AdiType; 3] = [
     AdiType {
         info: mdev::TypeInfo {
             sysfs_name: c"1q",
@@ -45,6 +53,13 @@ const TYPES: [AdiType; 2] = [
             pretty_name: c"VDCM ADI, 4 dedicated queue pairs",
         },
         qps: 4,
+    },
+    AdiType {
+        info: mdev::TypeInfo {
+            sysfs_name: c"shared",
+            pretty_name: c"VDCM ADI, 1 portal on a shared queue pair",
+        },
+        qps: 0,
     },
 ];
 
@@ -109,6 +124,7 @@ pub struct PfLink {
 pub struct PfData {
     link: Arc<PfLink>,
     qps: Arc<QpPool>,
+    portals: Arc<QpPool>,
 }
 
 /// The mdev driver of the VDCM's ADIs.
@@ -124,6 +140,23 @@ impl mdev::Driver for Vdcm {
 
     fn probe(mdev: &mdev::Device, parent: &PfData, type_index: usize) -> Result<Self::DeviceData> {
         let ty = TYPES.get(type_index).ok_or(EINVAL)?;
+        if ty.shared() {
+            let portal = parent.portals.reserve(1).inspect_err(|_| {
+                dev_err!(
+                    parent.link.pf.device(),
+                    "cannot create a shared ADI: all {} portals in use\n",
+                    parent.link.caps.num_portals
+                );
+            })?;
+            let adi = Adi::new(parent.link.clone(), portal, true)?;
+            let reg =
+                vfio::Registration::new(vfio::UnregisteredDevice::new(mdev.as_device(), adi)?)?;
+            dev_info!(
+                mdev.as_device(),
+                "ADI created on a shared queue pair portal\n"
+            );
+            return Ok(KBox::new(reg, GFP_KERNEL)?);
+        }
         let qps = parent.qps.reserve(ty.qps).inspect_err(|_| {
             dev_err!(
                 parent.link.pf.device(),
@@ -133,7 +166,7 @@ impl mdev::Driver for Vdcm {
                 parent.link.caps.num_qps
             );
         })?;
-        let adi = Adi::new(parent.link.clone(), qps)?;
+        let adi = Adi::new(parent.link.clone(), qps, false)?;
         let dev = vfio::UnregisteredDevice::new(mdev.as_device(), adi)?;
         let reg = vfio::Registration::new(dev)?;
         dev_info!(
@@ -186,13 +219,25 @@ impl mdev::Driver for Vdcm {
     }
 
     fn available_instances(parent: &PfData, type_index: usize) -> u32 {
-        TYPES
-            .get(type_index)
-            .map_or(0, |ty| parent.qps.free() / ty.qps)
+        let pasids = parent.link.pasids.available();
+        let adis = match TYPES.get(type_index) {
+            Some(ty) if ty.shared() => parent.portals.free(),
+            Some(ty) => parent.qps.free() / ty.qps,
+            None => 0,
+        };
+        adis.min(pasids)
     }
 
     fn description(parent: &PfData, type_index: usize, out: &mut dyn fmt::Write) -> fmt::Result {
         let ty = TYPES.get(type_index).ok_or(fmt::Error)?;
+        if ty.shared() {
+            return write!(
+                out,
+                "1 portal on the shared queue pair of this PF ({} portals, {} free)",
+                parent.link.caps.num_portals,
+                parent.portals.free()
+            );
+        }
         write!(
             out,
             "{} dedicated queue pair(s) of {} on this PF, {} free",
@@ -234,7 +279,9 @@ impl pf::Host for Host {
             );
             return Err(EINVAL);
         }
-        let types = TYPES.map(|t| t.info);
+        let shared = caps.modes & pf::MODE_SHARED != 0 && caps.num_portals > 0;
+        let all = TYPES.map(|t| t.info);
+        let types = if shared { &all[..] } else { &all[..2] };
         let data = PfData {
             link: Arc::new(
                 PfLink {
@@ -250,12 +297,19 @@ impl pf::Host for Host {
                 },
                 GFP_KERNEL,
             )?,
+            portals: Arc::new(
+                QpPool {
+                    free: Atomic::new(if shared { caps.num_portals } else { 0 }),
+                },
+                GFP_KERNEL,
+            )?,
         };
-        let parent = mdev::Parent::new(&dev, self.driver.clone(), &types, data)?;
+        let parent = mdev::Parent::new(&dev, self.driver.clone(), types, data)?;
         dev_info!(
             dev,
-            "SIOV PF registered: {} queue pairs, {}-bit PASIDs, {}-byte doorbells, {} interrupts\n",
+            "SIOV PF registered: {} queue pairs, {} portals, {}-bit PASIDs, {}-byte doorbells, {} interrupts\n",
             caps.num_qps,
+            caps.num_portals,
             caps.pasid_bits,
             caps.doorbell_size,
             caps.num_irqs

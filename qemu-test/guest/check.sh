@@ -63,7 +63,7 @@ point vdcm_kunit_suites_registered vdcm_has_kunit
 point vdcm_sim_module_load insmod_with_kunit "$SIM_KO"
 show_load_lines '[guest]'
 
-for bin in vfio_stack adi_lifecycle adi_datapath; do
+for bin in vfio_stack adi_lifecycle adi_datapath adi_shared; do
 	echo "[guest] running $bin"
 	"$TOP_DIR/qemu-test/userspace/target/release/$bin" >"$scratch" 2>&1
 	rc=$?

@@ -38,8 +38,11 @@ use crate::desc::Opcode;
 use crate::desc::Status;
 use crate::sim_pf::Queues;
 use crate::sim_pf::DOORBELL_TAIL;
+use crate::sim_pf::PORTAL_SLOTS;
+use crate::sim_pf::PORTAL_TAIL;
 use crate::vdcm_kernel::pf::QpStats;
 use crate::vdcm_kernel::pf::TenantRef;
+use crate::vdcm_kernel::pf::PORTAL_IRQ;
 use crate::vdcm_kernel::poller::Poll;
 
 /// Most descriptors one poll runs from one queue pair.
@@ -48,17 +51,6 @@ pub const BUDGET: u32 = 64;
 pub const FAST_POLLS: u32 = 64;
 /// Longest interval between polls of started, quiet queues.
 pub const MAX_DELAY_MS: u32 = 32;
-
-/// Sums two sets of counters.
-pub fn add(a: QpStats, b: QpStats) -> QpStats {
-    QpStats {
-        descriptors: a.descriptors + b.descriptors,
-        bytes: a.bytes + b.bytes,
-        faults: a.faults + b.faults,
-        invalid: a.invalid + b.invalid,
-        interrupts: a.interrupts + b.interrupts,
-    }
-}
 
 /// The data mover of one PF.
 pub struct Engine {
@@ -133,6 +125,46 @@ impl Poll for Engine {
                     break;
                 }
                 ring.head = ring.head.wrapping_add(1);
+            }
+        }
+        // The shared queue pair: each enabled portal's submissions, round
+        // robin, each tagged with the portal's PASID (its tenant).
+        for (i, p) in table.portals.iter_mut().enumerate() {
+            let (true, Some((_, tenant))) = (p.enabled, p.binding.as_ref()) else {
+                continue;
+            };
+            started = true;
+            let Some(page) = self.queues.portal_pages.get(i) else {
+                continue;
+            };
+            let Ok(tail) = page.read_u32(PORTAL_TAIL) else {
+                continue;
+            };
+            let pending = tail.wrapping_sub(p.head);
+            if pending == 0 {
+                continue;
+            }
+            if pending > PORTAL_SLOTS {
+                // More than the portal holds: the portal stops.
+                p.stats.invalid += 1;
+                p.enabled = false;
+                continue;
+            }
+            worked = true;
+            let mut exec = Exec {
+                tenant,
+                bufs: &mut table.bufs,
+                stats: &mut p.stats,
+                qp: PORTAL_IRQ | i as u32,
+            };
+            for _ in 0..pending.min(BUDGET) {
+                let slot = (p.head % PORTAL_SLOTS) as usize;
+                let mut raw = [0u8; desc::DESC_SIZE];
+                if page.read(slot * desc::DESC_SIZE, &mut raw).is_err() {
+                    break;
+                }
+                exec.complete(&Descriptor::decode(&raw), false);
+                p.head = p.head.wrapping_add(1);
             }
         }
         if !started {

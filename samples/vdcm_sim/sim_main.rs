@@ -38,6 +38,10 @@ module! {
             default: 64,
             description: "Queue pairs per simulated PF (1..=4096)",
         },
+        num_portals: u32 {
+            default: 1024,
+            description: "Portals on each PF's shared queue pair (0..=16384; 0: no shared mode)",
+        },
     },
 }
 
@@ -66,11 +70,13 @@ impl kernel::Module for SimModule {
         }
         let pfs = *module_parameters::num_pfs.value();
         let qps = *module_parameters::num_qps.value();
-        if !(1..=16).contains(&pfs) || !(1..=4096).contains(&qps) {
+        let portals = *module_parameters::num_portals.value();
+        if !(1..=16).contains(&pfs) || !(1..=4096).contains(&qps) || portals > 16384 {
             pr_err!(
-                "num_pfs={} num_qps={}: want 1..=16 PFs of 1..=4096 queue pairs\n",
+                "num_pfs={} num_qps={} num_portals={}: want 1..=16 PFs of 1..=4096 queue pairs and 0..=16384 portals\n",
                 pfs,
-                qps
+                qps,
+                portals
             );
             return Err(EINVAL);
         }
@@ -79,7 +85,12 @@ impl kernel::Module for SimModule {
             pasid_bits: 20,
             doorbell_size: kernel::page::PAGE_SIZE as u32,
             num_irqs: qps,
-            modes: pf::MODE_DEDICATED,
+            modes: if portals > 0 {
+                pf::MODE_DEDICATED | pf::MODE_SHARED
+            } else {
+                pf::MODE_DEDICATED
+            },
+            num_portals: portals,
         };
         let class = Arc::new(class::Class::new(c"vdcm_sim")?, GFP_KERNEL)?;
         let mut list = KVec::with_capacity(pfs as usize, GFP_KERNEL)?;
@@ -87,7 +98,7 @@ impl kernel::Module for SimModule {
             let name = CString::try_from_fmt(fmt!("vdcm_sim{}", i))?;
             let dev = class::ClassDevice::new(class.clone(), &name)?;
             let registration = KBox::pin_init(
-                pf::Registration::new(dev.as_ref(), caps, SimPf::new(qps)?),
+                pf::Registration::new(dev.as_ref(), caps, SimPf::new(qps, portals)?),
                 GFP_KERNEL,
             )?;
             list.push(
@@ -99,9 +110,10 @@ impl kernel::Module for SimModule {
             )?;
         }
         pr_info!(
-            "loaded: {} PF(s) of {} queue pairs, PF contract v{}\n",
+            "loaded: {} PF(s) of {} queue pairs and {} portals, PF contract v{}\n",
             pfs,
             qps,
+            portals,
             loaded
         );
         Ok(SimModule { _pfs: list })

@@ -31,6 +31,27 @@ use crate::vdcm_kernel::poller::Poller;
 /// Byte offset of the tail register in a doorbell page.
 pub const DOORBELL_TAIL: usize = 0;
 
+/// Descriptor slots of a portal page: the tenant writes descriptors into
+/// slots `tail % PORTAL_SLOTS`, then the new tail at [`PORTAL_TAIL`].
+pub const PORTAL_SLOTS: u32 = 63;
+/// Byte offset of a portal page's tail register (after the slots).
+pub const PORTAL_TAIL: usize = PORTAL_SLOTS as usize * crate::desc::DESC_SIZE;
+
+/// One portal on the PF's shared queue pair.
+#[derive(Default)]
+pub struct Portal {
+    /// Whether the VDCM holds the portal.
+    pub allocated: bool,
+    /// Whether submissions through it run.
+    pub enabled: bool,
+    /// The PASID its work is tagged with, and the tenant that translates it.
+    pub binding: Option<(u32, TenantRef)>,
+    /// Descriptors consumed (free-running, like the tenant's tail).
+    pub head: u32,
+    /// Counters since allocation.
+    pub stats: QpStats,
+}
+
 /// A running queue pair's ring.
 #[derive(Clone, Copy, Debug)]
 pub struct Ring {
@@ -62,7 +83,10 @@ pub struct QpTable {
     pub qps: KVec<Qp>,
     /// Staging buffers of the data mover, each `desc::MAX_TRANSFER` bytes.
     pub bufs: [VVec<u8>; 2],
-    /// Counters of queue pairs since freed, for the PF's totals.
+    /// The portals of the shared queue pair.
+    pub portals: KVVec<Portal>,
+    /// Counters of queue pairs and portals since freed, for the PF's
+    /// totals.
     pub retired: QpStats,
 }
 
@@ -75,6 +99,8 @@ pub struct Queues {
     /// One doorbell page per queue pair; the tenant writes the ring tail
     /// at [`DOORBELL_TAIL`].
     pub doorbells: KVec<DoorbellPage>,
+    /// One page per portal.
+    pub portal_pages: KVVec<DoorbellPage>,
 }
 
 /// A simulated PF's queue pairs and its engine.
@@ -84,14 +110,22 @@ pub struct SimPf {
 }
 
 impl SimPf {
-    /// A PF of `num_qps` free queue pairs.
-    pub fn new(num_qps: u32) -> Result<impl PinInit<Self, Error>> {
+    /// A PF of `num_qps` free queue pairs and `num_portals` portals on a
+    /// shared queue pair.
+    pub fn new(num_qps: u32, num_portals: u32) -> Result<impl PinInit<Self, Error>> {
         let n = num_qps as usize;
         let mut qps = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut doorbells = KVec::with_capacity(n, GFP_KERNEL)?;
         for _ in 0..n {
             qps.push(Qp::default(), GFP_KERNEL)?;
             doorbells.push(DoorbellPage::new()?, GFP_KERNEL)?;
+        }
+        let p = num_portals as usize;
+        let mut portals = KVVec::with_capacity(p, GFP_KERNEL)?;
+        let mut portal_pages = KVVec::with_capacity(p, GFP_KERNEL)?;
+        for _ in 0..p {
+            portals.push(Portal::default(), GFP_KERNEL)?;
+            portal_pages.push(DoorbellPage::new()?, GFP_KERNEL)?;
         }
         let xfer = crate::desc::MAX_TRANSFER as usize;
         let table = QpTable {
@@ -100,12 +134,14 @@ impl SimPf {
                 VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
                 VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
             ],
+            portals,
             retired: QpStats::default(),
         };
         let queues = Arc::pin_init(
             try_pin_init!(Queues {
                 table <- new_mutex!(table),
                 doorbells,
+                portal_pages,
             }),
             GFP_KERNEL,
         )?;
@@ -125,10 +161,9 @@ impl SimPf {
     /// Counters summed over every queue pair the PF has had.
     pub fn totals(&self) -> QpStats {
         let table = self.queues.table.lock();
-        table
-            .qps
-            .iter()
-            .fold(table.retired, |sum, q| crate::engine::add(sum, q.stats))
+        let qps = table.qps.iter().map(|q| q.stats);
+        let portals = table.portals.iter().map(|p| p.stats);
+        Iterator::chain(qps, portals).fold(table.retired, |sum, s| sum + s)
     }
 }
 
@@ -167,7 +202,7 @@ impl QueueOps for SimPf {
         let mut table = self.queues.table.lock();
         let QpTable { qps, retired, .. } = &mut *table;
         if let Some(q) = qps.get_mut(qp as usize).filter(|q| q.allocated) {
-            *retired = crate::engine::add(*retired, q.stats);
+            *retired = *retired + q.stats;
             *q = Qp::default();
         }
     }
@@ -232,5 +267,76 @@ impl QueueOps for SimPf {
 
     fn qp_stats(&self, qp: u32) -> QpStats {
         self.with_qp(qp, |q| Ok(q.stats)).unwrap_or_default()
+    }
+
+    fn portal_alloc(&self, pasid: u32, tenant: TenantRef) -> Result<u32> {
+        let mut table = self.queues.table.lock();
+        let (i, p) = table
+            .portals
+            .iter_mut()
+            .enumerate()
+            .find(|(_, p)| !p.allocated)
+            .ok_or(ENOSPC)?;
+        // Nothing of the portal's last tenant stays readable.
+        self.queues.portal_pages.get(i).ok_or(EINVAL)?.clear()?;
+        *p = Portal {
+            allocated: true,
+            binding: Some((pasid, tenant)),
+            ..Portal::default()
+        };
+        u32::try_from(i).map_err(|_| EINVAL)
+    }
+
+    fn portal_enable(&self, portal: u32, enable: bool) -> Result {
+        {
+            // Taking the lock waits for the portal's work in flight.
+            let mut table = self.queues.table.lock();
+            let p = table
+                .portals
+                .get_mut(portal as usize)
+                .filter(|p| p.allocated)
+                .ok_or(EINVAL)?;
+            let page = self
+                .queues
+                .portal_pages
+                .get(portal as usize)
+                .ok_or(EINVAL)?;
+            // What was submitted before is forgotten: work starts at the
+            // tail as it is now.
+            p.head = page.read_u32(PORTAL_TAIL)?;
+            p.enabled = enable;
+        }
+        if enable {
+            self.engine.kick();
+        }
+        Ok(())
+    }
+
+    fn portal_free(&self, portal: u32) {
+        let mut table = self.queues.table.lock();
+        let QpTable {
+            portals, retired, ..
+        } = &mut *table;
+        if let Some(p) = portals.get_mut(portal as usize).filter(|p| p.allocated) {
+            *retired = *retired + p.stats;
+            *p = Portal::default();
+        }
+    }
+
+    fn portal_page(&self, portal: u32) -> Option<&kernel::page::Page> {
+        self.queues
+            .portal_pages
+            .get(portal as usize)
+            .map(DoorbellPage::page)
+    }
+
+    fn portal_stats(&self, portal: u32) -> QpStats {
+        let table = self.queues.table.lock();
+        table
+            .portals
+            .get(portal as usize)
+            .filter(|p| p.allocated)
+            .map(|p| p.stats)
+            .unwrap_or_default()
     }
 }

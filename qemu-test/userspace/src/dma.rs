@@ -471,3 +471,42 @@ pub fn wait_completion(mem: &DmaMem, off: usize, timeout: Duration) -> Option<Co
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// Descriptor slots of a portal page; the tail is after them.
+pub const PORTAL_SLOTS: u32 = 63;
+/// Byte offset of a portal page's tail.
+pub const PORTAL_TAIL: usize = 63 * 64;
+
+/// The portal of a shared ADI, driven from user space: descriptors are
+/// written into the mapped portal page itself, then the tail is stored.
+pub struct Portal {
+    page: vfio::Mapping,
+    tail: u32,
+}
+
+impl Portal {
+    /// Enables the device and queue 0 (the portal) with completion vector
+    /// `vector`, and maps the portal page.
+    pub fn start(dev: &CdevDevice, vector: u32) -> Result<Self, String> {
+        dev.enable()?;
+        dev.write_u32(BAR0, DEVCTL, 1)?;
+        dev.write_u32(BAR0, QUEUE_BASE + Q_CONTROL, 1 | (vector << 16))?;
+        let status = dev.read_u32(BAR0, QUEUE_BASE + Q_STATUS)?;
+        if status & 1 == 0 {
+            return Err(format!("portal did not start: STATUS {status:#x}"));
+        }
+        let page = dev
+            .mmap(BAR2, 0, 4096)
+            .map_err(|e| format!("mmap portal: {e}"))?;
+        Ok(Portal { page, tail: 0 })
+    }
+
+    /// Submits `d`: writes it into the next slot, then the tail.
+    pub fn submit(&mut self, d: &Desc) {
+        let slot = (self.tail % PORTAL_SLOTS) as usize;
+        self.page.write_bytes(slot * 64, &d.encode());
+        self.tail = self.tail.wrapping_add(1);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        self.page.write_u32(PORTAL_TAIL, self.tail);
+    }
+}

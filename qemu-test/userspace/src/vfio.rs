@@ -152,6 +152,16 @@ impl Mapping {
         unsafe { std::ptr::write_volatile(self.addr.add(offset).cast::<u32>(), v) }
     }
 
+    /// Stores `data` at byte `offset` (inside the mapping), 4 bytes at a
+    /// time where aligned.
+    pub fn write_bytes(&self, offset: usize, data: &[u8]) {
+        assert!(offset + data.len() <= self.len);
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: in bounds (checked); the mapping is live.
+            unsafe { std::ptr::write_volatile(self.addr.add(offset + i), *b) }
+        }
+    }
+
     /// Loads the 32-bit word at byte `offset`.
     pub fn read_u32(&self, offset: usize) -> u32 {
         assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);

@@ -128,6 +128,11 @@ struct vdcm_qp_stats {
  * @portal_page: (shared mode) the portal's page, mapped into the tenant;
  *               valid until @portal_free.
  * @portal_stats: (shared mode) the portal's counters.
+ * @config_read: read @len (1, 2 or 4) bytes at @offset of the PF's PCI
+ *               configuration space into @value (for a PCI PF,
+ *               pci_read_config_*()). The VDCM registers a PF only if its
+ *               extended capabilities include the SIOV DVSEC (vendor
+ *               0x8086, DVSEC ID 5).
  *
  * Calls for one queue pair are serialised by the VDCM; calls for different
  * queue pairs may run concurrently. All may sleep.
@@ -149,6 +154,7 @@ struct vdcm_pf_ops {
 	struct page *(*portal_page)(struct vdcm_pf *pf, u32 portal);
 	void (*portal_stats)(struct vdcm_pf *pf, u32 portal,
 			     struct vdcm_qp_stats *stats);
+	int (*config_read)(struct vdcm_pf *pf, u32 offset, u32 len, u32 *value);
 };
 
 /**
@@ -185,7 +191,7 @@ u32 vdcm_pf_contract_version(void);
  * @pf: the PF; see struct vdcm_pf for its lifetime rules
  *
  * Return: 0, -EPROTO for a contract version mismatch, -EINVAL for
- * capabilities the VDCM cannot use, -ENODEV if the VDCM is not ready, or
+ * capabilities the VDCM cannot use or a PF without the SIOV capability, -ENODEV if the VDCM is not ready, or
  * another negative errno from creating the PF's mdev types.
  */
 int vdcm_register_pf(struct vdcm_pf *pf);

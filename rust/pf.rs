@@ -124,6 +124,9 @@ pub trait QueueOps: Send + Sync + 'static {
     fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page>;
     /// The queue pair's counters.
     fn qp_stats(&self, qp: u32) -> QpStats;
+    /// Reads `len` (1, 2 or 4) bytes at `offset` of the PF's PCI config
+    /// space, where the VDCM looks for the SIOV capability.
+    fn config_read(&self, offset: u32, len: u32) -> Result<u32>;
 
     /// Shared mode: opens a portal for `tenant` with `pasid`, disabled.
     /// `ENOSPC` when none is free. PFs without shared mode keep the
@@ -358,6 +361,7 @@ impl<T: QueueOps> OpsTable<T> {
         portal_free: Some(Self::portal_free),
         portal_page: Some(Self::portal_page),
         portal_stats: Some(Self::portal_stats),
+        config_read: Some(Self::config_read),
     };
 
     /// # Safety
@@ -539,6 +543,26 @@ impl<T: QueueOps> OpsTable<T> {
 
     /// # Safety
     ///
+    /// Called by the VDCM with a registered PF and a valid `value` pointer.
+    unsafe extern "C" fn config_read(
+        pf: *mut bindings::vdcm_pf,
+        offset: u32,
+        len: u32,
+        value: *mut u32,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::ops(pf) }.config_read(offset, len) {
+            Ok(v) => {
+                // SAFETY: `value` is valid for writes.
+                unsafe { *value = v };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
     /// Called by the VDCM with a registered PF and a valid `stats` pointer.
     unsafe extern "C" fn portal_stats(
         pf: *mut bindings::vdcm_pf,
@@ -688,6 +712,45 @@ mod host {
                 unsafe { f(self.raw.as_ptr(), qp, &mut s) };
             }
             QpStats::from_raw(&s)
+        }
+
+        /// Reads `len` bytes at `offset` of the PF's config space.
+        pub fn config_read(&self, offset: u32, len: u32) -> Result<u32> {
+            let f = self.ops().config_read.ok_or(ENODEV)?;
+            let mut value = 0;
+            // SAFETY: the PF's own op, called with its registered structure;
+            // `value` is valid for writes.
+            to_result(unsafe { f(self.raw.as_ptr(), offset, len, &mut value) })?;
+            Ok(value)
+        }
+
+        /// Whether the PF's config space has the SIOV DVSEC (vendor 0x8086,
+        /// DVSEC ID 5) among its extended capabilities.
+        pub fn has_siov_capability(&self) -> bool {
+            let mut at = 0x100;
+            // Extended capabilities are at least 4 bytes apart: at most
+            // 960 of them fit; a longer chain is a loop.
+            for _ in 0..960 {
+                let Ok(hdr) = self.config_read(at, 4) else {
+                    return false;
+                };
+                if hdr == 0 || hdr == u32::MAX {
+                    return false;
+                }
+                if hdr & 0xffff == 0x23 {
+                    let vendor = self.config_read(at + 4, 2).unwrap_or(0);
+                    let id = self.config_read(at + 8, 2).unwrap_or(0);
+                    if vendor == 0x8086 && id == 5 {
+                        return true;
+                    }
+                }
+                let next = hdr >> 20;
+                if next < 0x100 {
+                    return false;
+                }
+                at = next;
+            }
+            false
         }
 
         /// Shared mode: opens a portal for `tenant` with `pasid`.
@@ -982,6 +1045,7 @@ mod host {
                 && o.qp_stop.is_some()
                 && o.qp_doorbell.is_some()
                 && o.qp_stats.is_some()
+                && o.config_read.is_some()
         };
         // SAFETY: valid per the caller's contract.
         let shared = unsafe { raw.as_ref().caps.modes } & MODE_SHARED != 0;

@@ -279,6 +279,13 @@ impl pf::Host for Host {
             );
             return Err(EINVAL);
         }
+        if !pf.has_siov_capability() {
+            dev_err!(
+                dev,
+                "PF has no SIOV capability (DVSEC 8086:5) in its config space: not a SIOV PF\n"
+            );
+            return Err(EINVAL);
+        }
         let shared = caps.modes & pf::MODE_SHARED != 0 && caps.num_portals > 0;
         let all = TYPES.map(|t| t.info);
         let types = if shared { &all[..] } else { &all[..2] };

@@ -75,6 +75,19 @@ for bin in vfio_stack adi_lifecycle adi_datapath adi_shared; do
 	fi
 done
 
+# A PF whose config space lacks the SIOV capability is refused by the
+# VDCM: the simulated PF's registration (and so its load) fails.
+pf_without_siov_cap_refused() {
+	rmmod vdcm_sim || return 1
+	if insmod "$SIM_KO" siov_cap=0; then
+		echo "vdcm_sim with siov_cap=0 loaded"; return 1
+	fi
+	dmesg | tail -n 20 | grep -q "no SIOV capability" ||
+		{ echo "no dev_err naming the missing capability"; return 1; }
+	insmod "$SIM_KO" && [ -d /sys/class/vdcm_sim/vdcm_sim0/mdev_supported_types ]
+}
+point pf_without_siov_cap_refused pf_without_siov_cap_refused
+
 unload() {
 	rmmod vdcm_sim && rmmod vdcm && rmmod mtty
 }

@@ -38,6 +38,10 @@ module! {
             default: 64,
             description: "Queue pairs per simulated PF (1..=4096)",
         },
+        siov_cap: u32 {
+            default: 1,
+            description: "1: the PFs' config space shows the SIOV capability; 0: it does not, and the VDCM refuses them",
+        },
         num_portals: u32 {
             default: 1024,
             description: "Portals on each PF's shared queue pair (0..=16384; 0: no shared mode)",
@@ -98,7 +102,11 @@ impl kernel::Module for SimModule {
             let name = CString::try_from_fmt(fmt!("vdcm_sim{}", i))?;
             let dev = class::ClassDevice::new(class.clone(), &name)?;
             let registration = KBox::pin_init(
-                pf::Registration::new(dev.as_ref(), caps, SimPf::new(qps, portals)?),
+                pf::Registration::new(
+                    dev.as_ref(),
+                    caps,
+                    SimPf::new(qps, portals, *module_parameters::siov_cap.value() != 0)?,
+                ),
                 GFP_KERNEL,
             )?;
             list.push(

@@ -23,6 +23,8 @@ use kernel::sync::Mutex;
 
 use crate::engine::Engine;
 use crate::vdcm_kernel::doorbell::DoorbellPage;
+use crate::vdcm_kernel::pci_config;
+use crate::vdcm_kernel::pci_config::ConfigSpace;
 use crate::vdcm_kernel::pf::QpStats;
 use crate::vdcm_kernel::pf::QueueOps;
 use crate::vdcm_kernel::pf::TenantRef;
@@ -103,16 +105,48 @@ pub struct Queues {
     pub portal_pages: KVVec<DoorbellPage>,
 }
 
-/// A simulated PF's queue pairs and its engine.
+/// A simulated PF's queue pairs, its engine and its config space.
 pub struct SimPf {
     queues: Arc<Queues>,
     engine: Arc<Poller<Engine>>,
+    config: ConfigSpace,
+}
+
+/// PCI IDs of the simulated PF: vendor 0xfffe is not assigned by the
+/// PCI-SIG; the IDs are experimental.
+const PF_IDS: pci_config::DeviceIds = pci_config::DeviceIds {
+    vendor: 0xfffe,
+    device: 0x51a1,
+    revision: 1,
+    class: 0x08_80_00,
+    subsystem_vendor: 0xfffe,
+    subsystem: 0x51a1,
+};
+
+/// The config space the PF shows the VDCM: a PCI Express endpoint with,
+/// if `siov`, the SIOV DVSEC (which the VDCM requires).
+fn pf_config(siov: bool) -> Result<ConfigSpace> {
+    let b = pci_config::ConfigBuilder::new(&PF_IDS)?.pcie_endpoint()?;
+    let b = if siov {
+        b.siov_dvsec(&pci_config::SiovDvsec {
+            flags: 0,
+            function_dependency_link: 0,
+            supported_page_sizes: 1,
+            system_page_size: 1,
+            capabilities: 0,
+        })?
+    } else {
+        b
+    };
+    b.build()
 }
 
 impl SimPf {
     /// A PF of `num_qps` free queue pairs and `num_portals` portals on a
-    /// shared queue pair.
-    pub fn new(num_qps: u32, num_portals: u32) -> Result<impl PinInit<Self, Error>> {
+    /// shared queue pair; `siov`: whether its config space carries the
+    /// SIOV capability.
+    pub fn new(num_qps: u32, num_portals: u32, siov: bool) -> Result<impl PinInit<Self, Error>> {
+        let config = pf_config(siov)?;
         let n = num_qps as usize;
         let mut qps = KVec::with_capacity(n, GFP_KERNEL)?;
         let mut doorbells = KVec::with_capacity(n, GFP_KERNEL)?;
@@ -146,7 +180,11 @@ impl SimPf {
             GFP_KERNEL,
         )?;
         let engine = Poller::new(Engine::new(queues.clone()))?;
-        Ok(try_init!(SimPf { queues, engine }))
+        Ok(try_init!(SimPf {
+            queues,
+            engine,
+            config
+        }))
     }
 
     /// Runs `f` on allocated queue pair `qp`; `EINVAL` for any other.
@@ -267,6 +305,10 @@ impl QueueOps for SimPf {
 
     fn qp_stats(&self, qp: u32) -> QpStats {
         self.with_qp(qp, |q| Ok(q.stats)).unwrap_or_default()
+    }
+
+    fn config_read(&self, offset: u32, len: u32) -> Result<u32> {
+        self.config.read(offset.into(), len as usize)
     }
 
     fn portal_alloc(&self, pasid: u32, tenant: TenantRef) -> Result<u32> {

@@ -1018,6 +1018,11 @@ pub mod pci {
     pub const NUM_REGIONS: u32 = bindings::VFIO_PCI_NUM_REGIONS;
     /// IRQ index of MSI-X.
     pub const MSIX_IRQ_INDEX: u32 = bindings::VFIO_PCI_MSIX_IRQ_INDEX;
+    /// IRQ index of the error notification (`VFIO_PCI_ERR_IRQ_INDEX`).
+    pub const ERR_IRQ_INDEX: u32 = bindings::VFIO_PCI_ERR_IRQ_INDEX;
+    /// IRQ index of the release request (`VFIO_PCI_REQ_IRQ_INDEX`): the
+    /// device asks its user to let it go.
+    pub const REQ_IRQ_INDEX: u32 = bindings::VFIO_PCI_REQ_IRQ_INDEX;
     /// `VFIO_IRQ_INFO_EVENTFD`: the index takes eventfd triggers.
     pub const IRQ_INFO_EVENTFD: u32 = bindings::VFIO_IRQ_INFO_EVENTFD;
     /// `VFIO_IRQ_INFO_NORESIZE`: enabled vectors cannot be added to without

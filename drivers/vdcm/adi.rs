@@ -123,6 +123,10 @@ struct Irqs {
     triggers: KVec<Option<EventFd>>,
     masked: KVec<bool>,
     pending: KVec<bool>,
+    /// `VFIO_PCI_ERR_IRQ_INDEX`: signalled when the device logs an error.
+    err: Option<EventFd>,
+    /// `VFIO_PCI_REQ_IRQ_INDEX`: signalled when the device must go.
+    req: Option<EventFd>,
 }
 
 impl Irqs {
@@ -136,6 +140,8 @@ impl Irqs {
             triggers,
             masked: KVec::from_elem(false, n, GFP_KERNEL)?,
             pending: KVec::from_elem(false, n, GFP_KERNEL)?,
+            err: None,
+            req: None,
         })
     }
 
@@ -144,6 +150,8 @@ impl Irqs {
         for t in self.triggers.iter_mut() {
             *t = None;
         }
+        self.err = None;
+        self.req = None;
         self.masked.iter_mut().for_each(|m| *m = false);
         self.pending.iter_mut().for_each(|p| *p = false);
     }
@@ -715,11 +723,48 @@ impl Adi {
         }
     }
 
+    /// `SET_IRQS` on the error or request index (one interrupt each):
+    /// install or remove its eventfd, or fire it (loopback). They cannot be
+    /// masked.
+    fn set_notifier(&self, set: vfio::IrqSet) -> Result<isize> {
+        let mut irqs = self.irqs.lock();
+        let slot = if set.index == pci::ERR_IRQ_INDEX {
+            &mut irqs.err
+        } else {
+            &mut irqs.req
+        };
+        match (set.action, set.data) {
+            (vfio::IrqAction::Trigger, vfio::IrqData::EventFd(mut fds)) => {
+                *slot = fds.pop().flatten();
+            }
+            (vfio::IrqAction::Trigger, vfio::IrqData::None) if set.all => *slot = None,
+            (vfio::IrqAction::Trigger, data) => {
+                if selected(&data, 0) {
+                    if let Some(efd) = slot.as_ref() {
+                        efd.signal();
+                    }
+                }
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(0)
+    }
+
+    /// Signals the error notifier, if user space installed one.
+    fn notify_error(&self) {
+        if let Some(efd) = self.irqs.lock().err.as_ref() {
+            efd.signal();
+        }
+    }
+
     /// Carries out a validated `VFIO_DEVICE_SET_IRQS` on the MSI-X index.
     fn set_irqs(&self, set: vfio::IrqSet) -> Result<isize> {
+        if set.index == pci::ERR_IRQ_INDEX || set.index == pci::REQ_IRQ_INDEX {
+            return self.set_notifier(set);
+        }
         if set.index != pci::MSIX_IRQ_INDEX {
-            // No INTx, MSI, error or request interrupts: only "disable
-            // all" (count 0) is valid for them, and has nothing to do.
+            // No INTx or MSI: only "disable all" (count 0) is valid for
+            // them, and has nothing to do.
             return if set.count == 0 { Ok(0) } else { Err(EINVAL) };
         }
         let range = set.start as usize..(set.start + set.count) as usize;
@@ -936,6 +981,10 @@ impl vfio::Driver for Adi {
                     flags: pci::IRQ_INFO_EVENTFD,
                     count: dev.irq_count(),
                 }),
+                pci::ERR_IRQ_INDEX | pci::REQ_IRQ_INDEX => Ok(vfio::IrqInfo {
+                    flags: pci::IRQ_INFO_EVENTFD,
+                    count: 1,
+                }),
                 i if i < pci::NUM_IRQS => Ok(vfio::IrqInfo { flags: 0, count: 0 }),
                 _ => Err(EINVAL),
             }),
@@ -943,6 +992,7 @@ impl vfio::Driver for Adi {
                 let set = ioctl
                     .read_irq_set(|index| match index {
                         pci::MSIX_IRQ_INDEX => Some(dev.irq_count()),
+                        pci::ERR_IRQ_INDEX | pci::REQ_IRQ_INDEX => Some(1),
                         i if i < pci::NUM_IRQS => Some(0),
                         _ => None,
                     })
@@ -974,16 +1024,31 @@ impl vfio::Driver for Adi {
                     "queue {} stopped: its ring was unmapped by the tenant\n",
                     q
                 );
+                dev.notify_error();
             }
         }
     }
 
     fn request(dev: &vfio::Device<Self>, count: u32) {
         // The core calls this every 10 s while removal waits for the user.
+        // A VMM that installed a request eventfd unplugs the device from
+        // its guest and closes it.
+        let asked = match dev.irqs.lock().req.as_ref() {
+            Some(efd) => {
+                efd.signal();
+                true
+            }
+            None => false,
+        };
         if count == 0 {
             dev_notice!(
                 dev.parent(),
-                "removal requested: waiting for the user to close the device\n"
+                "removal requested: waiting for the user to close the device{}\n",
+                if asked {
+                    " (request eventfd signalled)"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -75,6 +75,58 @@ for bin in vfio_stack adi_lifecycle adi_datapath adi_shared; do
 	fi
 done
 
+# mdevctl (Debian's) manages ADIs like any mdev: types, define, start,
+# stop, undefine.
+mdevctl_lifecycle() {
+	local uuid dir
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	dir=/sys/bus/mdev/devices/$uuid
+	mdevctl types | grep -q vdcm_sim-1q || { echo "mdevctl types lacks vdcm_sim-1q"; mdevctl types; return 1; }
+	mdevctl types | grep -q vdcm_sim-shared || { echo "mdevctl types lacks vdcm_sim-shared"; return 1; }
+	mdevctl define -u "$uuid" -p vdcm_sim0 -t vdcm_sim-1q || return 1
+	mdevctl list -d | grep -q "$uuid" || { echo "defined device not listed"; return 1; }
+	[ ! -e "$dir" ] || { echo "define created the device"; return 1; }
+	mdevctl start -u "$uuid" || return 1
+	[ -e "$dir/vfio-dev" ] || { echo "start did not create $dir"; return 1; }
+	mdevctl list | grep -q "$uuid" || { echo "started device not listed as active"; return 1; }
+	mdevctl stop -u "$uuid" || return 1
+	[ ! -e "$dir" ] || { echo "stop left $dir"; return 1; }
+	mdevctl undefine -u "$uuid" || return 1
+	! mdevctl list -d | grep -q "$uuid" || { echo "undefined device still listed"; return 1; }
+}
+point mdevctl_lifecycle mdevctl_lifecycle
+
+# An unmodified VMM takes an ADI: QEMU's vfio-pci realizes it (reads the
+# config space, the regions and their sparse-mmap areas, maps BAR2, sets up
+# MSI-X, resets it) through iommufd or the legacy group. The guest CPU is
+# never started (-S): a nested TCG guest would take far too long to boot.
+vmm_realize() {
+	local mode=$1 uuid dir backend out resets
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	dir=/sys/bus/mdev/devices/$uuid
+	echo "$uuid" >/sys/class/mdev_bus/vdcm_sim0/mdev_supported_types/vdcm_sim-4q/create || return 1
+	if [ "$mode" = iommufd ]; then
+		backend="-object iommufd,id=iommufd0 -device vfio-pci,sysfsdev=$dir,iommufd=iommufd0,id=adi"
+	else
+		backend="-device vfio-pci,sysfsdev=$dir,id=adi"
+	fi
+	# shellcheck disable=SC2086
+	out=$(printf 'info pci\nquit\n' | timeout 120 qemu-system-x86_64 -machine q35 -accel tcg \
+		-m 128 -nodefaults -display none -S -monitor stdio $backend 2>&1)
+	local rc=$?
+	resets=$(cat "$dir/stats/resets")
+	echo 1 >"$dir/remove"
+	echo "$out" | grep -vE '^(QEMU|\(qemu\)|$)' | head -n 30
+	[ $rc -eq 0 ] || { echo "qemu exited with $rc"; return 1; }
+	! echo "$out" | grep -qi 'error' || { echo "qemu reported an error"; return 1; }
+	echo "$out" | grep -q 'PCI device fffe:51a0' || { echo "no fffe:51a0 device in info pci"; return 1; }
+	echo "$out" | grep -qE 'BAR0: 64 bit memory' || { echo "BAR0 not a 64-bit memory BAR"; return 1; }
+	echo "$out" | grep -qE 'BAR2: 64 bit memory' || { echo "BAR2 not a 64-bit memory BAR"; return 1; }
+	[ "$resets" -ge 1 ] || { echo "QEMU did not reset the device (resets=$resets)"; return 1; }
+}
+point vmm_qemu_vfio_pci_iommufd vmm_realize iommufd
+point group_vmm_qemu_vfio_pci vmm_realize group
+
 # A PF whose config space lacks the SIOV capability is refused by the
 # VDCM: the simulated PF's registration (and so its load) fails.
 pf_without_siov_cap_refused() {

@@ -618,6 +618,19 @@ fn irq_info() -> Outcome {
     ensure(info.count == 2 && info.flags & 1 != 0, || {
         format!("MSI-X info {info:?}")
     })?;
+    // One error and one request notifier; no INTx, no MSI.
+    for (index, want) in [(0u32, 0u32), (1, 0), (3, 1), (4, 1)] {
+        let mut i = dma::IrqInfo {
+            argsz: 16,
+            index,
+            ..Default::default()
+        };
+        vdcm_selftests::vfio::ioctl(&s.dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut i)
+            .map_err(|e| format!("GET_IRQ_INFO({index}): {e}"))?;
+        ensure(i.count == want, || {
+            format!("IRQ index {index}: {i:?}, want count {want}")
+        })?;
+    }
     let mut bad = dma::IrqInfo {
         argsz: 16,
         index: 42,
@@ -873,7 +886,21 @@ fn ring_unmap_stops_queue() -> Outcome {
     s.dev.write_u32(dma::BAR0, blk + dma::Q_CONTROL, 1)?;
     let running = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
     ensure(running == 1, || format!("STATUS {running:#x} after enable"))?;
+    let err = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+    dma::set_irqs_raw(
+        &s.dev.device,
+        dma::IRQ_SET_EVENTFD_TRIGGER,
+        3,
+        0,
+        1,
+        &std::os::fd::AsRawFd::as_raw_fd(&err).to_ne_bytes(),
+        None,
+    )
+    .map_err(|e| format!("SET_IRQS(error notifier): {e}"))?;
     dma::unmap(&s.dev, ring_iova, 0x1000)?;
+    ensure(dma::wait_eventfd(&err, TIMEOUT) == 1, || {
+        "the error notifier was not signalled for the ring fault".into()
+    })?;
     let status = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
     // error bit and error code 4 (ring fault).
     ensure(status == 0x402, || {

@@ -939,6 +939,15 @@ impl vfio::Driver for Adi {
             );
             return Err(EINVAL);
         }
+        // As vfio-pci: a private mapping would give the tenant copy-on-write
+        // copies of the doorbell pages, whose stores no queue ever sees.
+        if vma.as_new().flags() & kernel::mm::virt::flags::SHARED == 0 {
+            dev_err!(
+                dev.parent(),
+                "mmap of BAR2 refused: private mapping (only MAP_SHARED maps)\n"
+            );
+            return Err(EINVAL);
+        }
         let page = u64::from(dev.link.caps.doorbell_size);
         let end = off.checked_add(vma.len() as u64).ok_or(EINVAL)?;
         if off % page != 0 || end > dev.bar2_size() {

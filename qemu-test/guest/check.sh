@@ -63,9 +63,16 @@ point vdcm_kunit_suites_registered vdcm_has_kunit
 point vdcm_sim_module_load insmod_with_kunit "$SIM_KO"
 show_load_lines '[guest]'
 
-for bin in vfio_stack adi_lifecycle adi_datapath adi_shared; do
-	echo "[guest] running $bin"
-	"$TOP_DIR/qemu-test/userspace/target/release/$bin" >"$scratch" 2>&1
+BIN=$TOP_DIR/qemu-test/userspace/target/release
+for bin in vfio_stack adi_lifecycle adi_datapath adi_shared adi_bad_input adi_group adi_fuzz adi_races; do
+	args=()
+	case $bin in
+	adi_fuzz) args=(--ops "${VDCM_FUZZ_OPS:-200000}" --secs 150) ;;
+	adi_races) args=(--secs 20) ;;
+	esac
+	echo "[guest] running $bin ${args[*]}"
+	start=$(date +%s)
+	"$BIN/$bin" "${args[@]}" >"$scratch" 2>&1
 	rc=$?
 	cat "$scratch" >>"$points"
 	grep -E '^(not )?ok ' "$scratch" | sed 's/^/[guest] /'
@@ -73,6 +80,7 @@ for bin in vfio_stack adi_lifecycle adi_datapath adi_shared; do
 		echo "not ok - ${bin}_exit" >>"$points"
 		echo "# $bin exited with $rc without reporting a failed point" >>"$points"
 	fi
+	echo "[guest] $bin took $(($(date +%s) - start)) s"
 done
 
 # mdevctl (Debian's) manages ADIs like any mdev: types, define, start,
@@ -139,6 +147,63 @@ pf_without_siov_cap_refused() {
 	insmod "$SIM_KO" && [ -d /sys/class/vdcm_sim/vdcm_sim0/mdev_supported_types ]
 }
 point pf_without_siov_cap_refused pf_without_siov_cap_refused
+
+PF_DIR=/sys/class/vdcm_sim/vdcm_sim0
+TYPE_1Q=/sys/class/mdev_bus/vdcm_sim0/mdev_supported_types/vdcm_sim-1q
+
+# Unloading the PF removes its ADIs; an open one is asked to be released
+# and the unload waits until its user closes it. Afterwards the ADI is gone
+# and opening it fails; the PF comes back on the next load.
+unload_pf_with_open_adi() {
+	local uuid held rm_pid hold_pid i
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	held=$(mktemp)
+	echo "$uuid" >"$TYPE_1Q/create" || return 1
+	"$BIN/adi_races" hold "$uuid" 4 >"$held" 2>&1 &
+	hold_pid=$!
+	for i in $(seq 100); do
+		grep -q '^held' "$held" && break
+		sleep 0.1
+	done
+	grep -q '^held' "$held" || { echo "holder did not open the ADI:"; cat "$held"; return 1; }
+	rmmod vdcm_sim &
+	rm_pid=$!
+	sleep 1.5
+	if ! kill -0 "$rm_pid" 2>/dev/null; then
+		echo "rmmod vdcm_sim returned while the ADI was open"
+		wait "$hold_pid"
+		return 1
+	fi
+	wait "$hold_pid" || { echo "holder failed:"; cat "$held"; return 1; }
+	wait "$rm_pid" || { echo "rmmod vdcm_sim failed"; return 1; }
+	cat "$held"
+	[ ! -e "$PF_DIR" ] || { echo "$PF_DIR still there after rmmod"; return 1; }
+	[ ! -e "/sys/bus/mdev/devices/$uuid" ] || { echo "ADI $uuid survived its PF"; return 1; }
+	if "$BIN/adi_races" hold "$uuid" 0 >"$held" 2>&1; then
+		echo "the ADI opened after its PF was unloaded:"; cat "$held"; return 1
+	fi
+	grep -q '^open failed' "$held" || { cat "$held"; return 1; }
+	rm -f "$held"
+	insmod "$SIM_KO" || return 1
+	[ -e "$PF_DIR" ] || { echo "$PF_DIR missing after insmod"; return 1; }
+}
+
+# rmmod + insmod of the PF, 100 times: the PF must come back each time.
+module_reload_100() {
+	local i n start=$(date +%s)
+	for i in $(seq 100); do
+		rmmod vdcm_sim || { echo "rmmod #$i failed"; return 1; }
+		[ ! -e "$PF_DIR" ] || { echo "#$i: $PF_DIR still there after rmmod"; return 1; }
+		insmod "$SIM_KO" || { echo "insmod #$i failed"; return 1; }
+		[ -e "$PF_DIR" ] || { echo "#$i: $PF_DIR missing after insmod"; return 1; }
+		read -r n <"$TYPE_1Q/available_instances"
+		[ "$n" = 64 ] ||
+			{ echo "#$i: available_instances $n"; return 1; }
+	done
+	echo "vdcm-test: 100 PF reloads in $(($(date +%s) - start)) s" >/dev/kmsg
+}
+point race_unload_pf_with_open_adi unload_pf_with_open_adi
+point race_module_reload_100 module_reload_100
 
 unload() {
 	rmmod vdcm_sim && rmmod vdcm && rmmod mtty

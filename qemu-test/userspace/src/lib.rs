@@ -7,6 +7,7 @@
 //! point, `ok - NAME` or `not ok - NAME`, with `# ` diagnostics; the harness
 //! numbers the points of all binaries into one TAP stream.
 
+pub mod adv;
 pub mod dma;
 pub mod mdev;
 pub mod sysfs;

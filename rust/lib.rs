@@ -18,6 +18,7 @@ pub mod pasid;
 pub mod pci_config;
 pub mod pf;
 pub mod poller;
+pub mod ratelimit;
 pub mod vfio;
 
 /// The raw `struct device` behind a [`kernel::device::Device`].

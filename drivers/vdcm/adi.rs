@@ -44,10 +44,24 @@ use crate::vdcm_kernel::pci_config::ConfigEvent;
 use crate::vdcm_kernel::pci_config::ConfigSpace;
 use crate::vdcm_kernel::pf;
 use crate::vdcm_kernel::pf::QpStats;
+use crate::vdcm_kernel::ratelimit::RateLimit;
 use crate::vdcm_kernel::pf::Tenant;
 use crate::vdcm_kernel::pf::TenantOps;
 use crate::vdcm_kernel::vfio;
 use crate::vdcm_kernel::vfio::pci;
+
+/// `dev_err!`, rate limited per ADI (see [`RateLimit`]): for errors user
+/// space can provoke at will, which must not flood the kernel log.
+macro_rules! adi_err {
+    ($adi:expr, $dev:expr, $($arg:tt)*) => {
+        if let Some(suppressed) = $adi.log_limit.allow() {
+            if suppressed > 0 {
+                dev_err!($dev, "{} similar messages suppressed\n", suppressed);
+            }
+            dev_err!($dev, $($arg)*);
+        }
+    };
+}
 
 /// File offsets of region `i` start at `i << REGION_SHIFT`.
 pub const REGION_SHIFT: u32 = 40;
@@ -277,6 +291,8 @@ pub struct Adi {
     irqs: Mutex<Irqs>,
     traps: TrapCounters,
     counters: AdiCounters,
+    /// Limits the errors user space can make the ADI log.
+    log_limit: RateLimit,
 }
 
 #[pinned_drop]
@@ -412,6 +428,7 @@ impl Adi {
                 resets: Atomic::new(0),
                 interrupts: Atomic::new(0),
             },
+            log_limit: RateLimit::new(),
         })
     }
 
@@ -584,7 +601,7 @@ impl Adi {
         if self.memory_enabled.load(Relaxed) {
             return Ok(());
         }
-        dev_err!(
+        adi_err!(self, 
             dev.parent(),
             "BAR access refused: memory space disabled in the command register\n"
         );
@@ -597,7 +614,7 @@ impl Adi {
         if region == u64::from(BAR2_REGION_INDEX) {
             self.traps.bar2.fetch_add(1, Relaxed);
         }
-        dev_err!(
+        adi_err!(self, 
             self.link.pf.device(),
             "{}-byte access at {:#x} of region {} refused: no trapped path there\n",
             len,
@@ -671,7 +688,7 @@ impl Adi {
         let bytes = u64::from(size) * regs::DESC_SIZE;
         let npage = ((base % page) + bytes).div_ceil(page) as usize;
         let pins = dev.pin_pages(base, npage, false).map_err(|e| {
-            dev_err!(
+            adi_err!(dev, 
                 dev.parent(),
                 "queue {}: ring [{:#x}, +{:#x}) is not mapped in the tenant's address space: {:?}\n",
                 q,
@@ -932,7 +949,7 @@ impl vfio::Driver for Adi {
     fn mmap(dev: &vfio::Device<Self>, vma: &vfio::Vma) -> Result {
         let (region, off) = Self::region_of(vma.offset());
         if region != u64::from(BAR2_REGION_INDEX) {
-            dev_err!(
+            adi_err!(dev, 
                 dev.parent(),
                 "mmap of region {} refused: only BAR2 (doorbells) maps\n",
                 region
@@ -942,7 +959,7 @@ impl vfio::Driver for Adi {
         // As vfio-pci: a private mapping would give the tenant copy-on-write
         // copies of the doorbell pages, whose stores no queue ever sees.
         if vma.as_new().flags() & kernel::mm::virt::flags::SHARED == 0 {
-            dev_err!(
+            adi_err!(dev, 
                 dev.parent(),
                 "mmap of BAR2 refused: private mapping (only MAP_SHARED maps)\n"
             );
@@ -951,7 +968,7 @@ impl vfio::Driver for Adi {
         let page = u64::from(dev.link.caps.doorbell_size);
         let end = off.checked_add(vma.len() as u64).ok_or(EINVAL)?;
         if off % page != 0 || end > dev.bar2_size() {
-            dev_err!(
+            adi_err!(dev, 
                 dev.parent(),
                 "mmap of BAR2 [{:#x}, {:#x}) refused: BAR2 is {:#x} bytes of {:#x}-byte pages\n",
                 off,
@@ -1006,7 +1023,7 @@ impl vfio::Driver for Adi {
                         _ => None,
                     })
                     .inspect_err(|e| {
-                        dev_err!(dev.parent(), "VFIO_DEVICE_SET_IRQS refused: {:?}\n", e)
+                        adi_err!(dev, dev.parent(), "VFIO_DEVICE_SET_IRQS refused: {:?}\n", e)
                     })?;
                 dev.set_irqs(set)
             }

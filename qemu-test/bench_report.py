@@ -30,11 +30,13 @@ NUMBER = ["bytes_per_idle_adi", "slab_bytes_per_idle_adi",
 # in `make bench`'s VM; the direct in-kernel client does not exist yet.
 NULLABLE = ["vf_create_open_us", "vf_close_remove_us", "direct_desc_per_s",
             "direct_bytes_per_s", "adi_vs_direct_throughput_ratio",
-            "irq_latency_cold_us"]
+            "irq_latency_cold_us", "vf_config_read_ns", "vf_bar0_read_ns",
+            "vf_reset_us"]
 STRINGS = ["vf_baseline", "max_adis_limit"]
 RATIOS = ["create_open_adi_vs_mtty", "create_open_adi_vs_vf",
           "config_read_adi_vs_mtty", "region_rw_adi_vs_mtty",
-          "reset_adi_vs_mtty", "throughput_adi_vs_direct"]
+          "reset_adi_vs_mtty", "config_read_adi_vs_vf", "reset_adi_vs_vf",
+          "throughput_adi_vs_direct"]
 
 
 def is_num(v):
@@ -75,7 +77,9 @@ def check(d):
 def fmt(v, unit=""):
     if v is None:
         return "n/a"
-    if isinstance(v, float) and v < 100:
+    if isinstance(v, float) and v < 0.1:
+        s = f"{v:.2g}"
+    elif isinstance(v, float) and v < 100:
         s = f"{v:.2f}"
     else:
         s = f"{v:,.0f}"
@@ -83,24 +87,36 @@ def fmt(v, unit=""):
 
 
 def table(d):
-    r = d["ratios"]
+    d = dict(d)
+    r = dict(d["ratios"])
+    for k in POSITIVE + NUMBER + NULLABLE:
+        d.setdefault(k, None)
+    for k in RATIOS:
+        r.setdefault(k, None)
     rows = [
         ("create + open (us)", d["adi_create_open_us"], d["mtty_create_open_us"],
          d["vf_create_open_us"], r["create_open_adi_vs_mtty"]),
         ("close + remove (us)", d["adi_close_remove_us"], d["mtty_close_remove_us"],
          d["vf_close_remove_us"], None),
         ("config read, 4 B (ns)", d["config_read_ns"], d["mtty_config_read_ns"],
-         None, r["config_read_adi_vs_mtty"]),
+         d["vf_config_read_ns"], r["config_read_adi_vs_mtty"]),
+        ("BAR0 read (ns)", d["bar0_read_ns"], d["mtty_region_read_ns"],
+         d["vf_bar0_read_ns"], None),
+        ("BAR0 write (ns)", d["bar0_write_ns"], d["mtty_region_write_ns"],
+         None, None),
         ("BAR0 read+write avg (ns)", d["bar0_rw_ns"], d["mtty_region_rw_ns"],
          None, r["region_rw_adi_vs_mtty"]),
-        ("VFIO_DEVICE_RESET (us)", d["reset_us"], d["mtty_reset_us"], None,
-         r["reset_adi_vs_mtty"]),
+        ("VFIO_DEVICE_RESET (us)", d["reset_us"], d["mtty_reset_us"],
+         d["vf_reset_us"], r["reset_adi_vs_mtty"]),
     ]
     out = [f"{'side by side (medians)':<26} {'ADI':>12} {'mtty':>12} {'SR-IOV VF':>12} {'ADI/mtty':>9}"]
     for name, a, m, v, q in rows:
         out.append(f"{name:<26} {fmt(a):>12} {fmt(m):>12} {fmt(v):>12} {fmt(q):>9}")
-    if r.get("create_open_adi_vs_vf") is not None:
-        out.append(f"{'ADI/VF create + open':<26} {fmt(r['create_open_adi_vs_vf']):>12}")
+    for label, key in [("create + open", "create_open_adi_vs_vf"),
+                       ("config read", "config_read_adi_vs_vf"),
+                       ("reset", "reset_adi_vs_vf")]:
+        if r.get(key) is not None:
+            out.append(f"{'ADI/VF ' + label:<26} {fmt(r[key]):>12}")
     out.append("")
     out.append("ADI only")
     for label, key, unit in [

@@ -76,8 +76,12 @@ impl J {
             "null".into()
         } else if v.fract() == 0.0 && v.abs() < 1e15 {
             format!("{}", v as i64)
-        } else {
+        } else if v.abs() >= 0.1 {
             format!("{v:.3}")
+        } else {
+            // Small ratios keep their significant digits (JSON allows
+            // exponents).
+            format!("{v:.3e}")
         }
     }
 
@@ -431,13 +435,26 @@ struct Access {
     mtty_bar0_write: Vec<f64>,
     adi_reset: Vec<f64>,
     mtty_reset: Vec<f64>,
+    vf_config_read: Vec<f64>,
+    vf_bar0_read: Vec<f64>,
+    vf_reset: Vec<f64>,
 }
 
-/// Trapped accesses and resets on one ADI and one mtty device,
-/// interleaved.
-fn access(p: &Params) -> Res<Access> {
+/// The igb VF's status register (VTSTATUS), read-only.
+const VF_REG: u64 = 0x8;
+/// VF resets are function-level resets with their 100 ms waits: fewer.
+const VF_RESETS: usize = 10;
+
+/// Trapped accesses and resets on one ADI, one mtty device and, if there
+/// is one, a VF, interleaved.
+fn access(p: &Params, sriov: Option<&Sriov>) -> Res<Access> {
     let (adi, _) = create_open(&MdevType::new(PF, ADI_TYPE))?;
     let (mtty, _) = create_open(&MdevType::new(MTTY_PARENT, MTTY_TYPE))?;
+    let vf = match sriov.map(Sriov::create_open) {
+        Some(Ok((d, _))) => Some(d),
+        Some(Err(e)) => return Err(e),
+        None => None,
+    };
     let mut r = Access {
         adi_config_read: vec![],
         adi_bar0_read: vec![],
@@ -447,6 +464,9 @@ fn access(p: &Params) -> Res<Access> {
         mtty_bar0_write: vec![],
         adi_reset: vec![],
         mtty_reset: vec![],
+        vf_config_read: vec![],
+        vf_bar0_read: vec![],
+        vf_reset: vec![],
     };
     let result = (|| -> Res<()> {
         adi.dev.enable()?;
@@ -454,6 +474,13 @@ fn access(p: &Params) -> Res<Access> {
         let abar = Region::new(&adi.dev, dma::BAR0)?;
         let mcfg = Region::new(&mtty.dev, vfio::VFIO_PCI_CONFIG_REGION_INDEX)?;
         let mbar = Region::new(&mtty.dev, 0)?;
+        let vregions = match &vf {
+            Some(d) => Some((
+                Region::new(d, vfio::VFIO_PCI_CONFIG_REGION_INDEX)?,
+                Region::new(d, 0)?,
+            )),
+            None => None,
+        };
         let n = p.reg_inner;
         let mut b4 = [0u8; 4];
         let mut b1 = [0u8; 1];
@@ -470,6 +497,12 @@ fn access(p: &Params) -> Res<Access> {
                 .push(per_call(n, || abar.write(ADI_REG, &64u32.to_le_bytes()))?);
             r.mtty_bar0_write
                 .push(per_call(n, || mbar.write(UART_SCR, &[0x5a]))?);
+            if let Some((vcfg, vbar)) = &vregions {
+                r.vf_config_read
+                    .push(per_call(n, || vcfg.read(0, &mut b4))?);
+                r.vf_bar0_read
+                    .push(per_call(n, || vbar.read(VF_REG, &mut b4))?);
+            }
         }
         for _ in 0..p.resets {
             let t = Instant::now();
@@ -478,12 +511,24 @@ fn access(p: &Params) -> Res<Access> {
             let t = Instant::now();
             mtty.dev.reset()?;
             r.mtty_reset.push(us(t.elapsed()));
+            if let Some(d) = vf.as_ref().filter(|_| r.vf_reset.len() < VF_RESETS) {
+                let t = Instant::now();
+                d.reset()?;
+                r.vf_reset.push(us(t.elapsed()));
+            }
         }
         Ok(())
     })();
     let a = adi.close_remove();
     let m = mtty.close_remove();
-    result.and(a).and(m)?;
+    let v = match (vf, sriov) {
+        (Some(d), Some(s)) => {
+            drop(d);
+            s.remove()
+        }
+        _ => Ok(()),
+    };
+    result.and(a).and(m).and(v)?;
     Ok(r)
 }
 
@@ -804,13 +849,14 @@ fn run(p: &Params) -> Res<J> {
         "[bench] register access {}x{}, resets x{}",
         p.reg_rounds, p.reg_inner, p.resets
     );
-    let ac = access(p)?;
+    let ac = access(p, sriov.as_ref())?;
     eprintln!("[bench] fast path: {} descriptors", p.descs);
     let f = fastpath(p)?;
     eprintln!("[bench] scaling: up to {} ADIs open", p.max_adis);
     let sc = scaling(p)?;
 
     let m = |v: &Vec<f64>| median(v);
+    let mo = |v: &Vec<f64>| J::opt(Some(median(v)).filter(|x| x.is_finite()));
     let vf = if lc.vf.is_empty() {
         f64::NAN
     } else {
@@ -863,9 +909,13 @@ fn run(p: &Params) -> Res<J> {
         ("mtty_region_read_ns", J::Num(m(&ac.mtty_bar0_read))),
         ("mtty_region_write_ns", J::Num(m(&ac.mtty_bar0_write))),
         ("mtty_region_rw_ns", J::Num(mtty_rw)),
+        ("vf_config_read_ns", mo(&ac.vf_config_read)),
+        ("vf_bar0_read_ns", mo(&ac.vf_bar0_read)),
         ("reset_us", J::Num(m(&ac.adi_reset))),
         ("mtty_reset_us", J::Num(m(&ac.mtty_reset))),
+        ("vf_reset_us", mo(&ac.vf_reset)),
         ("irq_latency_us", J::Num(m(&f.irq_warm))),
+        ("irq_latency_warm_samples_us", J::Arr(f.irq_warm.clone())),
         (
             "irq_latency_cold_us",
             J::opt(Some(m(&f.irq_cold)).filter(|v| v.is_finite())),
@@ -886,6 +936,14 @@ fn run(p: &Params) -> Res<J> {
                 (
                     "reset_adi_vs_mtty".into(),
                     ratio(m(&ac.adi_reset), m(&ac.mtty_reset)),
+                ),
+                (
+                    "config_read_adi_vs_vf".into(),
+                    ratio(m(&ac.adi_config_read), median(&ac.vf_config_read)),
+                ),
+                (
+                    "reset_adi_vs_vf".into(),
+                    ratio(m(&ac.adi_reset), median(&ac.vf_reset)),
                 ),
                 ("throughput_adi_vs_direct".into(), J::Null),
             ]),

@@ -19,6 +19,11 @@ kdir=$1; shift
 VM_TIMEOUT=${VM_TIMEOUT:-900}
 IOMMU="-device intel-iommu,intremap=on,x-scalable-mode=on,x-pasid-mode=on"
 QEMU_OPTS="-machine q35,kernel-irqchip=split -accel tcg -cpu max $IOMMU ${VM_QEMU_EXTRA:-}"
+# VM_SRIOV=1 (`make bench`): an emulated igb (82576, SR-IOV with up to 7
+# VFs) behind a PCIe root port, the SR-IOV baseline of the benchmarks.
+if [ -n "${VM_SRIOV:-}" ]; then
+	QEMU_OPTS+=" -device pcie-root-port,id=vdcm_rp1,chassis=1,slot=1 -device igb,bus=vdcm_rp1,netdev=vdcm_nd1 -netdev user,id=vdcm_nd1"
+fi
 [ -x "$CACHE_DIR/venv/bin/vng" ] || die "virtme-ng is not installed; run qemu-test/setup.sh"
 
 say "booting $(basename "$kdir") in QEMU/TCG with intel-iommu (scalable mode); timeout ${VM_TIMEOUT}s; console: $OUT_DIR/console.log"

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Checks, tabulates and plots the JSON that vdcm_bench writes.
+
+    bench_report.py check FILE        every key present, with a sane value
+    bench_report.py table FILE        the human-readable table
+    bench_report.py plot FILE STEM    STEM.svg and STEM.txt: creation time
+                                      of the k-th ADI against k
+
+Standard library only.
+"""
+
+import json
+import sys
+
+# Keys that must be positive numbers.
+POSITIVE = [
+    "adi_create_open_us", "mtty_create_open_us", "adi_close_remove_us",
+    "mtty_close_remove_us", "max_adis_per_pf", "adi_desc_per_s",
+    "adi_bytes_per_s", "config_read_ns", "bar0_read_ns", "bar0_write_ns",
+    "bar0_rw_ns", "mtty_config_read_ns", "mtty_region_read_ns",
+    "mtty_region_write_ns", "mtty_region_rw_ns", "reset_us",
+    "mtty_reset_us", "irq_latency_us", "fastpath_descriptors",
+]
+# Keys that must be numbers (a memory delta can be noise-negative; a trap
+# count is zero when all is well).
+NUMBER = ["bytes_per_idle_adi", "slab_bytes_per_idle_adi",
+          "fastpath_traps_per_1m_desc", "fastpath_traps", "remove_all_adis_s"]
+# Keys that must exist but may be null: the SR-IOV baseline exists only
+# in `make bench`'s VM; the direct in-kernel client does not exist yet.
+NULLABLE = ["vf_create_open_us", "vf_close_remove_us", "direct_desc_per_s",
+            "direct_bytes_per_s", "adi_vs_direct_throughput_ratio",
+            "irq_latency_cold_us", "vf_config_read_ns", "vf_bar0_read_ns",
+            "vf_reset_us"]
+STRINGS = ["vf_baseline", "max_adis_limit"]
+RATIOS = ["create_open_adi_vs_mtty", "create_open_adi_vs_vf",
+          "config_read_adi_vs_mtty", "region_rw_adi_vs_mtty",
+          "reset_adi_vs_mtty", "config_read_adi_vs_vf", "reset_adi_vs_vf",
+          "throughput_adi_vs_direct"]
+
+
+def is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check(d):
+    errs = []
+    for k in POSITIVE:
+        if not (is_num(d.get(k)) and d[k] > 0):
+            errs.append(f"{k} = {d.get(k, '<missing>')!r}, want a positive number")
+    for k in NUMBER:
+        if not is_num(d.get(k)):
+            errs.append(f"{k} = {d.get(k, '<missing>')!r}, want a number")
+    for k in NULLABLE:
+        if k not in d or not (d[k] is None or (is_num(d[k]) and d[k] > 0)):
+            errs.append(f"{k} = {d.get(k, '<missing>')!r}, want null or a positive number")
+    for k in STRINGS:
+        if not isinstance(d.get(k), str):
+            errs.append(f"{k} missing or not a string")
+    scal = d.get("create_latency_scaling")
+    if not (isinstance(scal, list) and scal and all(is_num(v) and v > 0 for v in scal)):
+        errs.append("create_latency_scaling is not a non-empty list of positive numbers")
+    elif is_num(d.get("max_adis_per_pf")) and len(scal) != d["max_adis_per_pf"]:
+        errs.append(f"create_latency_scaling has {len(scal)} entries, max_adis_per_pf is {d['max_adis_per_pf']}")
+    ratios = d.get("ratios")
+    if not isinstance(ratios, dict):
+        errs.append("ratios missing")
+    else:
+        for k in RATIOS:
+            if k not in ratios or not (ratios[k] is None or (is_num(ratios[k]) and ratios[k] > 0)):
+                errs.append(f"ratios.{k} = {ratios.get(k, '<missing>')!r}")
+    if is_num(d.get("fastpath_traps")) and d["fastpath_traps"] != 0:
+        errs.append(f"the fast path trapped {d['fastpath_traps']} times")
+    return errs
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and v < 0.1:
+        s = f"{v:.2g}"
+    elif isinstance(v, float) and v < 100:
+        s = f"{v:.2f}"
+    else:
+        s = f"{v:,.0f}"
+    return f"{s} {unit}".strip()
+
+
+def table(d):
+    d = dict(d)
+    r = dict(d["ratios"])
+    for k in POSITIVE + NUMBER + NULLABLE:
+        d.setdefault(k, None)
+    for k in RATIOS:
+        r.setdefault(k, None)
+    rows = [
+        ("create + open (us)", d["adi_create_open_us"], d["mtty_create_open_us"],
+         d["vf_create_open_us"], r["create_open_adi_vs_mtty"]),
+        ("close + remove (us)", d["adi_close_remove_us"], d["mtty_close_remove_us"],
+         d["vf_close_remove_us"], None),
+        ("config read, 4 B (ns)", d["config_read_ns"], d["mtty_config_read_ns"],
+         d["vf_config_read_ns"], r["config_read_adi_vs_mtty"]),
+        ("BAR0 read (ns)", d["bar0_read_ns"], d["mtty_region_read_ns"],
+         d["vf_bar0_read_ns"], None),
+        ("BAR0 write (ns)", d["bar0_write_ns"], d["mtty_region_write_ns"],
+         None, None),
+        ("BAR0 read+write avg (ns)", d["bar0_rw_ns"], d["mtty_region_rw_ns"],
+         None, r["region_rw_adi_vs_mtty"]),
+        ("VFIO_DEVICE_RESET (us)", d["reset_us"], d["mtty_reset_us"],
+         d["vf_reset_us"], r["reset_adi_vs_mtty"]),
+    ]
+    out = [f"{'side by side (medians)':<26} {'ADI':>12} {'mtty':>12} {'SR-IOV VF':>12} {'ADI/mtty':>9}"]
+    for name, a, m, v, q in rows:
+        out.append(f"{name:<26} {fmt(a):>12} {fmt(m):>12} {fmt(v):>12} {fmt(q):>9}")
+    for label, key in [("create + open", "create_open_adi_vs_vf"),
+                       ("config read", "config_read_adi_vs_vf"),
+                       ("reset", "reset_adi_vs_vf")]:
+        if r.get(key) is not None:
+            out.append(f"{'ADI/VF ' + label:<26} {fmt(r[key]):>12}")
+    out.append("")
+    out.append("ADI only")
+    for label, key, unit in [
+        ("max ADIs per PF (open)", "max_adis_per_pf", ""),
+        ("  limit", "max_adis_limit", ""),
+        ("bytes per idle ADI", "bytes_per_idle_adi", "B"),
+        ("slab bytes per idle ADI", "slab_bytes_per_idle_adi", "B"),
+        ("fast-path traps per 1M desc", "fastpath_traps_per_1m_desc", ""),
+        ("descriptors run", "fastpath_descriptors", ""),
+        ("descriptors/s (NOP)", "adi_desc_per_s", "/s"),
+        ("bytes/s (64 KiB MEMMOVE)", "adi_bytes_per_s", "B/s"),
+        ("direct client desc/s", "direct_desc_per_s", ""),
+        ("ADI/direct throughput", "adi_vs_direct_throughput_ratio", ""),
+        ("IRQ latency warm (us)", "irq_latency_us", ""),
+        ("IRQ latency cold (us)", "irq_latency_cold_us", ""),
+    ]:
+        v = d.get(key)
+        out.append(f"  {label:<30} {v if isinstance(v, str) else fmt(v, unit)}")
+    s = d["create_latency_scaling"]
+    if s:
+        qs = [s[0], s[len(s) // 4], s[len(s) // 2], s[3 * len(s) // 4], s[-1]]
+        out.append(f"  {'create latency at k=1,N/4,N/2,3N/4,N':<30} "
+                   + " ".join(f"{v:.0f}" for v in qs) + " us")
+    out.append("(TCG-emulated VM: absolute figures are not hardware figures; compare the ratios)")
+    return "\n".join(out)
+
+
+def buckets(s, n):
+    """Medians of n equal slices of s: (k at slice middle, median)."""
+    n = min(n, len(s))
+    out = []
+    for i in range(n):
+        a, b = i * len(s) // n, (i + 1) * len(s) // n
+        part = sorted(s[a:b])
+        out.append(((a + b) / 2 + 0.5, part[len(part) // 2]))
+    return out
+
+
+def plot(d, stem):
+    s = d["create_latency_scaling"]
+    # SVG: every point, and the median of 32 slices as a line.
+    w, h, ml, mb, mt, mr = 640, 360, 60, 40, 20, 20
+    ymax = sorted(s)[int(0.99 * (len(s) - 1))] * 1.1 or 1
+    x = lambda k: ml + (k - 1) / max(len(s) - 1, 1) * (w - ml - mr)
+    y = lambda v: h - mb - min(v, ymax) / ymax * (h - mb - mt)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{ml}" y1="{h - mb}" x2="{w - mr}" y2="{h - mb}" stroke="black"/>',
+             f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{h - mb}" stroke="black"/>']
+    for i in range(5):
+        v = ymax * i / 4
+        parts.append(f'<text x="{ml - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+        parts.append(f'<line x1="{ml}" y1="{y(v):.1f}" x2="{w - mr}" y2="{y(v):.1f}" stroke="#ddd"/>')
+    for i in range(5):
+        k = 1 + (len(s) - 1) * i / 4
+        parts.append(f'<text x="{x(k):.1f}" y="{h - mb + 15}" text-anchor="middle">{k:.0f}</text>')
+    parts.append(f'<text x="{(ml + w - mr) / 2}" y="{h - 5}" text-anchor="middle">k (ADIs already open + 1)</text>')
+    parts.append(f'<text x="12" y="{mt + (h - mb - mt) / 2}" transform="rotate(-90 12 {mt + (h - mb - mt) / 2})" text-anchor="middle">create of the k-th ADI (us)</text>')
+    for k, v in enumerate(s, 1):
+        parts.append(f'<circle cx="{x(k):.1f}" cy="{y(v):.1f}" r="1.2" fill="#8ab"/>')
+    pts = " ".join(f"{x(k):.1f},{y(v):.1f}" for k, v in buckets(s, 32))
+    parts.append(f'<polyline points="{pts}" fill="none" stroke="#c30" stroke-width="2"/>')
+    parts.append(f'<text x="{w - mr}" y="{mt + 10}" text-anchor="end">dots: each ADI; line: median of 32 slices (TCG-emulated)</text>')
+    parts.append("</svg>")
+    with open(stem + ".svg", "w") as f:
+        f.write("\n".join(parts) + "\n")
+    # ASCII: one row per slice, a bar per median.
+    rows = buckets(s, 16)
+    top = max(v for _, v in rows) or 1
+    lines = [f"create latency of the k-th ADI (median per slice of {len(s)} ADIs), us"]
+    for k, v in rows:
+        lines.append(f"k~{k:>6.0f} {v:>9.0f} |" + "#" * max(1, round(v / top * 50)))
+    with open(stem + ".txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    cmd, path = sys.argv[1], sys.argv[2]
+    with open(path) as f:
+        d = json.load(f)
+    if cmd == "check":
+        errs = check(d)
+        for e in errs:
+            print(e)
+        sys.exit(1 if errs else 0)
+    elif cmd == "table":
+        print(table(d))
+    elif cmd == "plot":
+        plot(d, sys.argv[3])
+    else:
+        sys.exit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,981 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `make bench`: what an ADI costs, measured side by side with the kernel's
+//! mtty sample (the mdev baseline) and, when the VM has an SR-IOV device,
+//! an SR-IOV VF bound to vfio-pci.
+//!
+//! Every compared figure is measured in the same run, interleaved (ADI,
+//! mtty, VF, then the next iteration, the order alternating), and reported
+//! as the median. Writes a JSON object (see `Documentation/benchmarks.rst`
+//! for every key) to `--out` and prints a table.
+//!
+//! Usage: `vdcm_bench [--quick] [--out FILE] [--max-adis N] [--max-secs S]
+//! [--descs N]`.
+//! Expects vdcm.ko, vdcm_sim.ko and mtty loaded. `--quick` is the tiny run
+//! `make check` does so the code cannot rot: a few iterations of
+//! everything.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
+use std::time::Instant;
+
+use vdcm_selftests::dma;
+use vdcm_selftests::dma::Desc;
+use vdcm_selftests::dma::DmaMem;
+use vdcm_selftests::dma::Queue;
+use vdcm_selftests::mdev::Mdev;
+use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::sysfs;
+use vdcm_selftests::vfio;
+use vdcm_selftests::vfio::CdevDevice;
+
+const PF: &str = "vdcm_sim0";
+const ADI_TYPE: &str = "vdcm_sim-1q";
+const MTTY_PARENT: &str = "mtty";
+const MTTY_TYPE: &str = "mtty-1";
+/// mtty's BAR0 is a 16550 UART; its scratch register has no side effects.
+const UART_SCR: u64 = 7;
+/// An ADI register with no side effect while the queue is stopped.
+const ADI_REG: u64 = dma::QUEUE_BASE + dma::Q_RING_SIZE;
+
+/// Layout of the data-path memory (offsets from `IOVA`).
+const IOVA: u64 = 0x10_0000;
+const RING: usize = 0;
+const COMPL: usize = 0x1000;
+const BATCH: usize = 0x2000;
+const SRC: usize = 0x40000;
+const DST: usize = 0x80000;
+const MEM: usize = 0x100000;
+const RING_SIZE: u32 = 64;
+/// NOPs per BATCH descriptor (the engine's maximum).
+const BATCH_NOPS: u32 = 32;
+const MOVE_SIZE: u32 = 0x10000;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+type Res<T> = Result<T, String>;
+
+/// A JSON value, as much of JSON as the report needs.
+enum J {
+    Null,
+    Num(f64),
+    Str(String),
+    Arr(Vec<f64>),
+    Obj(Vec<(String, J)>),
+}
+
+impl J {
+    fn opt(v: Option<f64>) -> J {
+        v.map_or(J::Null, J::Num)
+    }
+
+    fn num(v: f64) -> String {
+        if !v.is_finite() {
+            "null".into()
+        } else if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else if v.abs() >= 0.1 {
+            format!("{v:.3}")
+        } else {
+            // Small ratios keep their significant digits (JSON allows
+            // exponents).
+            format!("{v:.3e}")
+        }
+    }
+
+    fn write(&self, out: &mut String, indent: usize) {
+        match self {
+            J::Null => out.push_str("null"),
+            J::Num(v) => out.push_str(&J::num(*v)),
+            J::Str(s) => {
+                out.push('"');
+                for c in s.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+            J::Arr(a) => {
+                let items: Vec<String> = a.iter().map(|v| J::num(*v)).collect();
+                out.push('[');
+                out.push_str(&items.join(", "));
+                out.push(']');
+            }
+            J::Obj(o) => {
+                out.push_str("{\n");
+                for (i, (k, v)) in o.iter().enumerate() {
+                    out.push_str(&" ".repeat(indent + 2));
+                    out.push_str(&format!("\"{k}\": "));
+                    v.write(out, indent + 2);
+                    if i + 1 < o.len() {
+                        out.push(',');
+                    }
+                    out.push('\n');
+                }
+                out.push_str(&" ".repeat(indent));
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count); NaN
+/// for none.
+fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Parameters of a run.
+struct Params {
+    quick: bool,
+    out: PathBuf,
+    /// Create/open iterations per kind.
+    iters: usize,
+    /// Rounds of register accesses and accesses per round.
+    reg_rounds: usize,
+    reg_inner: usize,
+    resets: usize,
+    /// Engine descriptors for the trap count.
+    descs: u64,
+    /// Seconds of MEMMOVE for the byte rate.
+    move_secs: f64,
+    irq_warm: usize,
+    irq_cold: usize,
+    /// Most ADIs to hold open at once, and the time allowed for it.
+    max_adis: usize,
+    max_secs: f64,
+}
+
+impl Params {
+    fn parse() -> Res<Self> {
+        let mut p = Params {
+            quick: false,
+            out: PathBuf::from("bench.json"),
+            iters: 30,
+            reg_rounds: 200,
+            reg_inner: 20,
+            resets: 50,
+            descs: 1_000_000,
+            move_secs: 3.0,
+            irq_warm: 200,
+            irq_cold: 10,
+            max_adis: 4096,
+            max_secs: 240.0,
+        };
+        let mut args = std::env::args().skip(1);
+        let mut max = None;
+        let mut descs = None;
+        let mut secs = None;
+        while let Some(a) = args.next() {
+            let mut val = |what: &str| args.next().ok_or(format!("{what} needs a value"));
+            match a.as_str() {
+                "--quick" => p.quick = true,
+                "--out" => p.out = PathBuf::from(val("--out")?),
+                "--max-adis" => max = Some(val("--max-adis")?),
+                "--descs" => descs = Some(val("--descs")?),
+                "--max-secs" => secs = Some(val("--max-secs")?),
+                _ => return Err(format!("unknown argument {a:?}")),
+            }
+        }
+        if p.quick {
+            p.iters = 3;
+            p.reg_rounds = 3;
+            p.resets = 3;
+            p.descs = u64::from(RING_SIZE * (BATCH_NOPS + 1));
+            p.move_secs = 0.0;
+            p.irq_warm = 3;
+            p.irq_cold = 0;
+            p.max_adis = 8;
+            p.max_secs = 10.0;
+        }
+        if let Some(m) = max {
+            p.max_adis = m.parse().map_err(|e| format!("--max-adis {m}: {e}"))?;
+        }
+        if let Some(t) = secs {
+            p.max_secs = t.parse().map_err(|e| format!("--max-secs {t}: {e}"))?;
+        }
+        if let Some(d) = descs {
+            p.descs = d.parse().map_err(|e| format!("--descs {d}: {e}"))?;
+        }
+        Ok(p)
+    }
+}
+
+/// A device opened through its cdev, closed before its mdev is removed.
+struct Opened {
+    dev: CdevDevice,
+    mdev: Mdev,
+}
+
+impl Opened {
+    fn close_remove(self) -> Res<()> {
+        drop(self.dev);
+        self.mdev.remove()
+    }
+}
+
+/// Creates a device of `ty` through sysfs and opens it through its cdev
+/// (bind to a new iommufd, attach to a new IOAS); returns it and the time
+/// that took.
+fn create_open(ty: &MdevType) -> Res<(Opened, f64)> {
+    let t = Instant::now();
+    let mdev = ty
+        .create()?
+        .map_err(|e| format!("create in {}: {e}", ty.dir().display()))?;
+    let dev = match mdev.cdev().and_then(CdevDevice::open) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = mdev.remove();
+            return Err(e);
+        }
+    };
+    Ok((Opened { dev, mdev }, us(t.elapsed())))
+}
+
+/// The SR-IOV baseline: a PF bound to pci-pf-stub (the generic PF driver
+/// that only enables VFs), one VF at a time bound to vfio-pci.
+struct Sriov {
+    pf: PathBuf,
+}
+
+impl Sriov {
+    /// The first PCI function that can have VFs, bound to pci-pf-stub.
+    fn find() -> Res<Option<Self>> {
+        let Ok(dir) = std::fs::read_dir("/sys/bus/pci/devices") else {
+            return Ok(None);
+        };
+        let mut fns: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        fns.sort();
+        let Some(pf) = fns.into_iter().find(|p| {
+            sysfs::read_u64(p.join("sriov_totalvfs")).is_ok_and(|n| n > 0)
+                && !p.join("physfn").exists()
+        }) else {
+            return Ok(None);
+        };
+        let bdf = name(&pf);
+        if driver(&pf).as_deref() != Some("pci-pf-stub") {
+            if pf.join("driver").exists() {
+                sysfs::write(pf.join("driver/unbind"), &bdf)?;
+            }
+            sysfs::write(pf.join("driver_override"), "pci-pf-stub")?;
+            sysfs::write("/sys/bus/pci/drivers_probe", &bdf)?;
+        }
+        if driver(&pf).as_deref() != Some("pci-pf-stub") {
+            return Err(format!("{bdf}: could not bind pci-pf-stub"));
+        }
+        sysfs::write(pf.join("sriov_numvfs"), "0")?;
+        // VFs are bound explicitly, to vfio-pci.
+        sysfs::write(pf.join("sriov_drivers_autoprobe"), "0")?;
+        Ok(Some(Sriov { pf }))
+    }
+
+    /// Enables one VF, binds it to vfio-pci and opens it through its cdev.
+    fn create_open(&self) -> Res<(CdevDevice, f64)> {
+        let t = Instant::now();
+        sysfs::write(self.pf.join("sriov_numvfs"), "1")?;
+        let vf = std::fs::canonicalize(self.pf.join("virtfn0"))
+            .map_err(|e| format!("{}/virtfn0: {e}", self.pf.display()))?;
+        let bdf = name(&vf);
+        sysfs::write(vf.join("driver_override"), "vfio-pci")?;
+        sysfs::write("/sys/bus/pci/drivers/vfio-pci/bind", &bdf)?;
+        let entry = std::fs::read_dir(vf.join("vfio-dev"))
+            .map_err(|e| format!("{bdf}/vfio-dev: {e}"))?
+            .next()
+            .ok_or(format!("{bdf}: no vfio-dev entry"))?
+            .map_err(|e| e.to_string())?;
+        let dev = CdevDevice::open(Path::new("/dev/vfio/devices").join(entry.file_name()))?;
+        Ok((dev, us(t.elapsed())))
+    }
+
+    fn remove(&self) -> Res<()> {
+        sysfs::write(self.pf.join("sriov_numvfs"), "0")
+    }
+
+    fn describe(&self) -> String {
+        let id = |f: &str| sysfs::read(self.pf.join(f)).unwrap_or_default();
+        format!(
+            "{} {}:{} (pci-pf-stub), VF via vfio-pci",
+            name(&self.pf),
+            id("vendor"),
+            id("device")
+        )
+    }
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn driver(dev: &Path) -> Option<String> {
+    std::fs::read_link(dev.join("driver"))
+        .ok()
+        .map(|l| name(&l))
+}
+
+/// Create-and-open and close-and-remove, interleaved.
+struct Lifecycle {
+    adi: Vec<f64>,
+    mtty: Vec<f64>,
+    vf: Vec<f64>,
+    adi_remove: Vec<f64>,
+    mtty_remove: Vec<f64>,
+    vf_remove: Vec<f64>,
+}
+
+fn lifecycle(p: &Params, sriov: Option<&Sriov>) -> Res<Lifecycle> {
+    let adi_ty = MdevType::new(PF, ADI_TYPE);
+    let mtty_ty = MdevType::new(MTTY_PARENT, MTTY_TYPE);
+    let mut r = Lifecycle {
+        adi: vec![],
+        mtty: vec![],
+        vf: vec![],
+        adi_remove: vec![],
+        mtty_remove: vec![],
+        vf_remove: vec![],
+    };
+    for i in 0..p.iters {
+        for k in 0..3 {
+            // Rotate which kind goes first.
+            match (i + k) % 3 {
+                0 => {
+                    let (o, t) = create_open(&adi_ty)?;
+                    r.adi.push(t);
+                    let t = Instant::now();
+                    o.close_remove()?;
+                    r.adi_remove.push(us(t.elapsed()));
+                }
+                1 => {
+                    let (o, t) = create_open(&mtty_ty)?;
+                    r.mtty.push(t);
+                    let t = Instant::now();
+                    o.close_remove()?;
+                    r.mtty_remove.push(us(t.elapsed()));
+                }
+                _ => {
+                    if let Some(s) = sriov {
+                        let (d, t) = s.create_open()?;
+                        r.vf.push(t);
+                        let t = Instant::now();
+                        drop(d);
+                        s.remove()?;
+                        r.vf_remove.push(us(t.elapsed()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// A region of an open device, for raw pread/pwrite at a cached offset
+/// (no region-info ioctl per access).
+struct Region<'a> {
+    file: &'a File,
+    base: u64,
+}
+
+impl<'a> Region<'a> {
+    fn new(dev: &'a CdevDevice, index: u32) -> Res<Self> {
+        Ok(Region {
+            file: &dev.device,
+            base: dev.region(index)?.offset,
+        })
+    }
+
+    fn read(&self, off: u64, buf: &mut [u8]) -> Res<()> {
+        self.file
+            .read_exact_at(buf, self.base + off)
+            .map_err(|e| format!("read at {off:#x}: {e}"))
+    }
+
+    fn write(&self, off: u64, buf: &[u8]) -> Res<()> {
+        self.file
+            .write_all_at(buf, self.base + off)
+            .map_err(|e| format!("write at {off:#x}: {e}"))
+    }
+}
+
+/// Nanoseconds per call of `f`, over `n` calls.
+fn per_call(n: usize, mut f: impl FnMut() -> Res<()>) -> Res<f64> {
+    let t = Instant::now();
+    for _ in 0..n {
+        f()?;
+    }
+    Ok(t.elapsed().as_secs_f64() * 1e9 / n as f64)
+}
+
+struct Access {
+    adi_config_read: Vec<f64>,
+    adi_bar0_read: Vec<f64>,
+    adi_bar0_write: Vec<f64>,
+    mtty_config_read: Vec<f64>,
+    mtty_bar0_read: Vec<f64>,
+    mtty_bar0_write: Vec<f64>,
+    adi_reset: Vec<f64>,
+    mtty_reset: Vec<f64>,
+    vf_config_read: Vec<f64>,
+    vf_bar0_read: Vec<f64>,
+    vf_reset: Vec<f64>,
+}
+
+/// The igb VF's status register (VTSTATUS), read-only.
+const VF_REG: u64 = 0x8;
+/// VF resets are function-level resets with their 100 ms waits: fewer.
+const VF_RESETS: usize = 10;
+
+/// Trapped accesses and resets on one ADI, one mtty device and, if there
+/// is one, a VF, interleaved.
+fn access(p: &Params, sriov: Option<&Sriov>) -> Res<Access> {
+    let (adi, _) = create_open(&MdevType::new(PF, ADI_TYPE))?;
+    let (mtty, _) = create_open(&MdevType::new(MTTY_PARENT, MTTY_TYPE))?;
+    let vf = match sriov.map(Sriov::create_open) {
+        Some(Ok((d, _))) => Some(d),
+        Some(Err(e)) => return Err(e),
+        None => None,
+    };
+    let mut r = Access {
+        adi_config_read: vec![],
+        adi_bar0_read: vec![],
+        adi_bar0_write: vec![],
+        mtty_config_read: vec![],
+        mtty_bar0_read: vec![],
+        mtty_bar0_write: vec![],
+        adi_reset: vec![],
+        mtty_reset: vec![],
+        vf_config_read: vec![],
+        vf_bar0_read: vec![],
+        vf_reset: vec![],
+    };
+    let result = (|| -> Res<()> {
+        adi.dev.enable()?;
+        let acfg = Region::new(&adi.dev, vfio::VFIO_PCI_CONFIG_REGION_INDEX)?;
+        let abar = Region::new(&adi.dev, dma::BAR0)?;
+        let mcfg = Region::new(&mtty.dev, vfio::VFIO_PCI_CONFIG_REGION_INDEX)?;
+        let mbar = Region::new(&mtty.dev, 0)?;
+        let vregions = match &vf {
+            Some(d) => Some((
+                Region::new(d, vfio::VFIO_PCI_CONFIG_REGION_INDEX)?,
+                Region::new(d, 0)?,
+            )),
+            None => None,
+        };
+        let n = p.reg_inner;
+        let mut b4 = [0u8; 4];
+        let mut b1 = [0u8; 1];
+        for _ in 0..p.reg_rounds {
+            r.adi_config_read
+                .push(per_call(n, || acfg.read(0, &mut b4))?);
+            r.mtty_config_read
+                .push(per_call(n, || mcfg.read(0, &mut b4))?);
+            r.adi_bar0_read
+                .push(per_call(n, || abar.read(ADI_REG, &mut b4))?);
+            r.mtty_bar0_read
+                .push(per_call(n, || mbar.read(UART_SCR, &mut b1))?);
+            r.adi_bar0_write
+                .push(per_call(n, || abar.write(ADI_REG, &64u32.to_le_bytes()))?);
+            r.mtty_bar0_write
+                .push(per_call(n, || mbar.write(UART_SCR, &[0x5a]))?);
+            if let Some((vcfg, vbar)) = &vregions {
+                r.vf_config_read
+                    .push(per_call(n, || vcfg.read(0, &mut b4))?);
+                r.vf_bar0_read
+                    .push(per_call(n, || vbar.read(VF_REG, &mut b4))?);
+            }
+        }
+        for _ in 0..p.resets {
+            let t = Instant::now();
+            adi.dev.reset()?;
+            r.adi_reset.push(us(t.elapsed()));
+            let t = Instant::now();
+            mtty.dev.reset()?;
+            r.mtty_reset.push(us(t.elapsed()));
+            if let Some(d) = vf.as_ref().filter(|_| r.vf_reset.len() < VF_RESETS) {
+                let t = Instant::now();
+                d.reset()?;
+                r.vf_reset.push(us(t.elapsed()));
+            }
+        }
+        Ok(())
+    })();
+    let a = adi.close_remove();
+    let m = mtty.close_remove();
+    let v = match (vf, sriov) {
+        (Some(d), Some(s)) => {
+            drop(d);
+            s.remove()
+        }
+        _ => Ok(()),
+    };
+    result.and(a).and(m).and(v)?;
+    Ok(r)
+}
+
+/// An ADI opened for the data path: memory mapped, vector 0 on an eventfd.
+/// Fields drop in order: closed before removed.
+struct Datapath {
+    dev: CdevDevice,
+    mem: DmaMem,
+    efd: File,
+    mdev: Removed,
+}
+
+impl Datapath {
+    fn new() -> Res<Self> {
+        let (o, _) = create_open(&MdevType::new(PF, ADI_TYPE))?;
+        let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
+        dma::map(&o.dev, &mem, IOVA)?;
+        let efd = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+        dma::set_vector_eventfd(&o.dev.device, 0, &efd)?;
+        Ok(Datapath {
+            dev: o.dev,
+            mem,
+            efd,
+            mdev: Removed(o.mdev),
+        })
+    }
+
+    fn stat(&self, name: &str) -> Res<u64> {
+        sysfs::read_u64(self.mdev.0.dir().join("stats").join(name))
+    }
+
+    fn traps(&self) -> Res<u64> {
+        Ok(self.stat("traps_bar0")? + self.stat("traps_config")? + self.stat("traps_bar2")?)
+    }
+
+    /// Waits for the completion record at `off`; fails unless it says
+    /// success.
+    fn wait(&self, off: usize) -> Res<()> {
+        let t = Instant::now();
+        let mut spins = 0u32;
+        loop {
+            let mut st = [0u8; 1];
+            self.mem.read(off, &mut st);
+            match st[0] {
+                0 => {}
+                dma::ST_SUCCESS => return Ok(()),
+                s => return Err(format!("completion status {s}")),
+            }
+            if t.elapsed() > TIMEOUT {
+                return Err(format!("no completion in {TIMEOUT:?}"));
+            }
+            spins += 1;
+            if spins < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+    }
+}
+
+/// Removes the ADI when dropped.
+struct Removed(Mdev);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}
+
+struct Fast {
+    descs: u64,
+    traps: u64,
+    secs: f64,
+    bytes: u64,
+    bytes_secs: f64,
+    irq_warm: Vec<f64>,
+    irq_cold: Vec<f64>,
+}
+
+/// The fast path: trap count and descriptor rate over `p.descs` NOPs,
+/// the MEMMOVE byte rate, and interrupt latency.
+fn fastpath(p: &Params) -> Res<Fast> {
+    let s = Datapath::new()?;
+    let mut q = Queue::start(&s.dev, &s.mem, IOVA, 0, RING, RING_SIZE, 0)?;
+    let nop = Desc::default();
+    for k in 0..BATCH_NOPS as usize {
+        s.mem.write(BATCH + k * 64, &nop.encode());
+    }
+    let batch = Desc {
+        opcode: dma::OP_BATCH,
+        size: BATCH_NOPS,
+        src: IOVA + BATCH as u64,
+        ..Default::default()
+    };
+    let compl = IOVA + COMPL as u64;
+    // One full ring per doorbell: RING_SIZE BATCH descriptors, the last
+    // with a completion record.
+    let ring_of = |q: &mut Queue<'_>, d: &Desc, n: u32| -> Res<()> {
+        s.mem.write(COMPL, &[0u8; 32]);
+        for i in 0..n {
+            let mut d = *d;
+            if i + 1 == n {
+                d.completion = compl;
+            }
+            q.push(&d);
+        }
+        q.ring();
+        s.wait(COMPL)
+    };
+    let d0 = s.stat("descriptors")?;
+    let t0 = s.traps()?;
+    let start = Instant::now();
+    // Counted as the engine counts: a BATCH and each of its members.
+    let per_ring = u64::from(RING_SIZE * (BATCH_NOPS + 1));
+    for _ in 0..p.descs.div_ceil(per_ring) {
+        ring_of(&mut q, &batch, RING_SIZE)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let descs = s.stat("descriptors")? - d0;
+    let traps = s.traps()? - t0;
+
+    let mv = Desc {
+        opcode: dma::OP_MEMMOVE,
+        size: MOVE_SIZE,
+        src: IOVA + SRC as u64,
+        dst: IOVA + DST as u64,
+        ..Default::default()
+    };
+    let b0 = s.stat("bytes")?;
+    let start = Instant::now();
+    loop {
+        ring_of(&mut q, &mv, 4)?;
+        if start.elapsed().as_secs_f64() >= p.move_secs {
+            break;
+        }
+    }
+    let bytes_secs = start.elapsed().as_secs_f64();
+    let bytes = s.stat("bytes")? - b0;
+
+    // Interrupt latency: doorbell store to eventfd readable, one NOP with
+    // the interrupt flag at a time. Warm: back to back, the engine polling
+    // at its fastest. Cold: after a quiet spell long enough for its
+    // backoff to reach the maximum.
+    let irq = Desc {
+        flags: dma::FLAG_INTERRUPT,
+        completion: compl,
+        ..Default::default()
+    };
+    let one = |q: &mut Queue<'_>| -> Res<f64> {
+        dma::wait_eventfd(&s.efd, Duration::ZERO);
+        s.mem.write(COMPL, &[0u8; 32]);
+        q.push(&irq);
+        let t = Instant::now();
+        q.ring();
+        if dma::wait_eventfd(&s.efd, TIMEOUT) == 0 {
+            return Err("no completion interrupt".into());
+        }
+        let lat = us(t.elapsed());
+        s.wait(COMPL)?;
+        Ok(lat)
+    };
+    let mut irq_warm = vec![];
+    for _ in 0..p.irq_warm {
+        irq_warm.push(one(&mut q)?);
+    }
+    let mut irq_cold = vec![];
+    for _ in 0..p.irq_cold {
+        std::thread::sleep(Duration::from_millis(600));
+        irq_cold.push(one(&mut q)?);
+    }
+    drop(q);
+    Ok(Fast {
+        descs,
+        traps,
+        secs,
+        bytes,
+        bytes_secs,
+        irq_warm,
+        irq_cold,
+    })
+}
+
+fn meminfo() -> Res<(u64, u64)> {
+    let text = sysfs::read("/proc/meminfo")?;
+    let field = |name: &str| -> Res<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .map(|kb: u64| kb * 1024)
+            .ok_or(format!("/proc/meminfo has no {name}"))
+    };
+    Ok((field("MemAvailable:")?, field("Slab:")?))
+}
+
+struct Scale {
+    count: usize,
+    limit: String,
+    create: Vec<f64>,
+    open: Vec<f64>,
+    avail_delta: f64,
+    slab_delta: f64,
+    remove_secs: f64,
+}
+
+/// Creates and opens 1q ADIs until creation fails, `p.max_adis` are open
+/// or the time runs out; every one stays open until the end.
+fn scaling(p: &Params) -> Res<Scale> {
+    let ty = MdevType::new(PF, ADI_TYPE);
+    let free = ty.available()?;
+    // Two fds per open ADI (device, iommufd).
+    let want = (p.max_adis as u64 * 2 + 256) as libc::rlim_t;
+    let lim = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: want,
+    };
+    // SAFETY: plain syscall on a local struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        return Err(format!(
+            "setrlimit(NOFILE, {want}): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let settle = || std::thread::sleep(Duration::from_millis(500));
+    settle();
+    let (avail0, slab0) = meminfo()?;
+    let mut held: Vec<Opened> = vec![];
+    let mut create = vec![];
+    let mut open = vec![];
+    let start = Instant::now();
+    let limit = loop {
+        if held.len() >= p.max_adis {
+            break format!(
+                "stopped at the benchmark's cap of {} (PF had {free} free queue pairs)",
+                p.max_adis
+            );
+        }
+        if start.elapsed().as_secs_f64() > p.max_secs {
+            break format!("stopped after {} s (time budget)", p.max_secs);
+        }
+        let t = Instant::now();
+        let mdev = match ty.create()? {
+            Ok(m) => m,
+            Err(e) => {
+                break format!(
+                    "create failed: {e} (the PF had {free} free queue pairs, one per 1q ADI)"
+                )
+            }
+        };
+        let c = us(t.elapsed());
+        let t = Instant::now();
+        match mdev.cdev().and_then(CdevDevice::open) {
+            Ok(dev) => {
+                open.push(us(t.elapsed()));
+                create.push(c);
+                held.push(Opened { dev, mdev });
+            }
+            Err(e) => {
+                let _ = mdev.remove();
+                break format!("open failed: {e}");
+            }
+        }
+    };
+    let count = held.len();
+    settle();
+    let (avail1, slab1) = meminfo()?;
+    let t = Instant::now();
+    let mut first_err = None;
+    for o in held.drain(..).rev() {
+        if let Err(e) = o.close_remove() {
+            first_err.get_or_insert(e);
+        }
+    }
+    let remove_secs = t.elapsed().as_secs_f64();
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    Ok(Scale {
+        count,
+        limit,
+        create,
+        open,
+        avail_delta: avail0 as f64 - avail1 as f64,
+        slab_delta: slab1 as f64 - slab0 as f64,
+        remove_secs,
+    })
+}
+
+/// `a / b`, or null when either is missing.
+fn ratio(a: f64, b: f64) -> J {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        J::Num(a / b)
+    } else {
+        J::Null
+    }
+}
+
+fn run(p: &Params) -> Res<J> {
+    let began = Instant::now();
+    let sriov = match Sriov::find() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("[bench] SR-IOV baseline unavailable: {e}");
+            None
+        }
+    };
+    let vf_note = sriov.as_ref().map_or(
+        "no SR-IOV capable PCI function in the VM (run through make bench)".to_string(),
+        Sriov::describe,
+    );
+    eprintln!("[bench] SR-IOV baseline: {vf_note}");
+    eprintln!(
+        "[bench] create/open x{} (ADI, mtty, VF interleaved)",
+        p.iters
+    );
+    let lc = lifecycle(p, sriov.as_ref())?;
+    eprintln!(
+        "[bench] register access {}x{}, resets x{}",
+        p.reg_rounds, p.reg_inner, p.resets
+    );
+    let ac = access(p, sriov.as_ref())?;
+    eprintln!("[bench] fast path: {} descriptors", p.descs);
+    let f = fastpath(p)?;
+    eprintln!("[bench] scaling: up to {} ADIs open", p.max_adis);
+    let sc = scaling(p)?;
+
+    let m = |v: &Vec<f64>| median(v);
+    let mo = |v: &Vec<f64>| J::opt(Some(median(v)).filter(|x| x.is_finite()));
+    let vf = if lc.vf.is_empty() {
+        f64::NAN
+    } else {
+        m(&lc.vf)
+    };
+    let bar0_rw = (m(&ac.adi_bar0_read) + m(&ac.adi_bar0_write)) / 2.0;
+    let mtty_rw = (m(&ac.mtty_bar0_read) + m(&ac.mtty_bar0_write)) / 2.0;
+    let desc_rate = f.descs as f64 / f.secs;
+    let n = sc.count.max(1) as f64;
+    let obj = vec![
+        ("quick", J::Num(f64::from(u8::from(p.quick)))),
+        ("iterations", J::Num(p.iters as f64)),
+        ("run_seconds", J::Num(began.elapsed().as_secs_f64().round())),
+        ("adi_create_open_us", J::Num(m(&lc.adi))),
+        ("mtty_create_open_us", J::Num(m(&lc.mtty))),
+        (
+            "vf_create_open_us",
+            J::opt(Some(vf).filter(|v| v.is_finite())),
+        ),
+        ("vf_baseline", J::Str(vf_note)),
+        ("adi_close_remove_us", J::Num(m(&lc.adi_remove))),
+        ("mtty_close_remove_us", J::Num(m(&lc.mtty_remove))),
+        (
+            "vf_close_remove_us",
+            J::opt(Some(m(&lc.vf_remove)).filter(|v| v.is_finite())),
+        ),
+        ("max_adis_per_pf", J::Num(sc.count as f64)),
+        ("max_adis_limit", J::Str(sc.limit)),
+        ("bytes_per_idle_adi", J::Num(sc.avail_delta / n)),
+        ("slab_bytes_per_idle_adi", J::Num(sc.slab_delta / n)),
+        ("remove_all_adis_s", J::Num(sc.remove_secs)),
+        ("create_latency_scaling", J::Arr(sc.create)),
+        ("open_latency_scaling", J::Arr(sc.open)),
+        (
+            "fastpath_traps_per_1m_desc",
+            J::Num(f.traps as f64 * 1e6 / f.descs.max(1) as f64),
+        ),
+        ("fastpath_descriptors", J::Num(f.descs as f64)),
+        ("fastpath_traps", J::Num(f.traps as f64)),
+        ("adi_desc_per_s", J::Num(desc_rate)),
+        ("adi_bytes_per_s", J::Num(f.bytes as f64 / f.bytes_secs)),
+        ("direct_desc_per_s", J::Null),
+        ("direct_bytes_per_s", J::Null),
+        ("adi_vs_direct_throughput_ratio", J::Null),
+        ("config_read_ns", J::Num(m(&ac.adi_config_read))),
+        ("bar0_read_ns", J::Num(m(&ac.adi_bar0_read))),
+        ("bar0_write_ns", J::Num(m(&ac.adi_bar0_write))),
+        ("bar0_rw_ns", J::Num(bar0_rw)),
+        ("mtty_config_read_ns", J::Num(m(&ac.mtty_config_read))),
+        ("mtty_region_read_ns", J::Num(m(&ac.mtty_bar0_read))),
+        ("mtty_region_write_ns", J::Num(m(&ac.mtty_bar0_write))),
+        ("mtty_region_rw_ns", J::Num(mtty_rw)),
+        ("vf_config_read_ns", mo(&ac.vf_config_read)),
+        ("vf_bar0_read_ns", mo(&ac.vf_bar0_read)),
+        ("reset_us", J::Num(m(&ac.adi_reset))),
+        ("mtty_reset_us", J::Num(m(&ac.mtty_reset))),
+        ("vf_reset_us", mo(&ac.vf_reset)),
+        ("irq_latency_us", J::Num(m(&f.irq_warm))),
+        ("irq_latency_warm_samples_us", J::Arr(f.irq_warm.clone())),
+        (
+            "irq_latency_cold_us",
+            J::opt(Some(m(&f.irq_cold)).filter(|v| v.is_finite())),
+        ),
+        (
+            "ratios",
+            J::Obj(vec![
+                (
+                    "create_open_adi_vs_mtty".into(),
+                    ratio(m(&lc.adi), m(&lc.mtty)),
+                ),
+                ("create_open_adi_vs_vf".into(), ratio(m(&lc.adi), vf)),
+                (
+                    "config_read_adi_vs_mtty".into(),
+                    ratio(m(&ac.adi_config_read), m(&ac.mtty_config_read)),
+                ),
+                ("region_rw_adi_vs_mtty".into(), ratio(bar0_rw, mtty_rw)),
+                (
+                    "reset_adi_vs_mtty".into(),
+                    ratio(m(&ac.adi_reset), m(&ac.mtty_reset)),
+                ),
+                (
+                    "config_read_adi_vs_vf".into(),
+                    ratio(m(&ac.adi_config_read), median(&ac.vf_config_read)),
+                ),
+                (
+                    "reset_adi_vs_vf".into(),
+                    ratio(m(&ac.adi_reset), median(&ac.vf_reset)),
+                ),
+                ("throughput_adi_vs_direct".into(), J::Null),
+            ]),
+        ),
+    ];
+    Ok(J::Obj(
+        obj.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    ))
+}
+
+fn main() {
+    let p = match Params::parse() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vdcm_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    match run(&p) {
+        Ok(j) => {
+            let mut s = String::new();
+            j.write(&mut s, 0);
+            s.push('\n');
+            if let Err(e) = std::fs::write(&p.out, &s) {
+                eprintln!("vdcm_bench: write {}: {e}", p.out.display());
+                std::process::exit(1);
+            }
+            eprintln!("[bench] wrote {}", p.out.display());
+        }
+        Err(e) => {
+            eprintln!("vdcm_bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}

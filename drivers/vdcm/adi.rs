@@ -44,9 +44,9 @@ use crate::vdcm_kernel::pci_config::ConfigEvent;
 use crate::vdcm_kernel::pci_config::ConfigSpace;
 use crate::vdcm_kernel::pf;
 use crate::vdcm_kernel::pf::QpStats;
-use crate::vdcm_kernel::ratelimit::RateLimit;
 use crate::vdcm_kernel::pf::Tenant;
 use crate::vdcm_kernel::pf::TenantOps;
+use crate::vdcm_kernel::ratelimit::RateLimit;
 use crate::vdcm_kernel::vfio;
 use crate::vdcm_kernel::vfio::pci;
 
@@ -601,7 +601,8 @@ impl Adi {
         if self.memory_enabled.load(Relaxed) {
             return Ok(());
         }
-        adi_err!(self, 
+        adi_err!(
+            self,
             dev.parent(),
             "BAR access refused: memory space disabled in the command register\n"
         );
@@ -614,7 +615,8 @@ impl Adi {
         if region == u64::from(BAR2_REGION_INDEX) {
             self.traps.bar2.fetch_add(1, Relaxed);
         }
-        adi_err!(self, 
+        adi_err!(
+            self,
             self.link.pf.device(),
             "{}-byte access at {:#x} of region {} refused: no trapped path there\n",
             len,
@@ -688,7 +690,7 @@ impl Adi {
         let bytes = u64::from(size) * regs::DESC_SIZE;
         let npage = ((base % page) + bytes).div_ceil(page) as usize;
         let pins = dev.pin_pages(base, npage, false).map_err(|e| {
-            adi_err!(dev, 
+            adi_err!(dev,
                 dev.parent(),
                 "queue {}: ring [{:#x}, +{:#x}) is not mapped in the tenant's address space: {:?}\n",
                 q,
@@ -934,11 +936,16 @@ impl vfio::Driver for Adi {
                 let access = Bar0Access::decode(off, len)?;
                 let mut bytes = [0u8; 8];
                 input.read_slice(&mut bytes[..len])?;
+                let value = u64::from_le_bytes(bytes);
+                if !access.has_effects() {
+                    // A plain register store (ring base and size, MSI-X
+                    // entries, ...): the register file's lock is enough,
+                    // and the common slow-path write stays cheap.
+                    let _ = dev.bar0.lock().write(access, len, value);
+                    return Ok(len);
+                }
                 let mut st = dev.ctl.lock();
-                let effect = dev
-                    .bar0
-                    .lock()
-                    .write(access, len, u64::from_le_bytes(bytes));
+                let effect = dev.bar0.lock().write(access, len, value);
                 Self::apply(dev, &mut st, effect);
                 Ok(len)
             }
@@ -949,7 +956,8 @@ impl vfio::Driver for Adi {
     fn mmap(dev: &vfio::Device<Self>, vma: &vfio::Vma) -> Result {
         let (region, off) = Self::region_of(vma.offset());
         if region != u64::from(BAR2_REGION_INDEX) {
-            adi_err!(dev, 
+            adi_err!(
+                dev,
                 dev.parent(),
                 "mmap of region {} refused: only BAR2 (doorbells) maps\n",
                 region
@@ -959,7 +967,8 @@ impl vfio::Driver for Adi {
         // As vfio-pci: a private mapping would give the tenant copy-on-write
         // copies of the doorbell pages, whose stores no queue ever sees.
         if vma.as_new().flags() & kernel::mm::virt::flags::SHARED == 0 {
-            adi_err!(dev, 
+            adi_err!(
+                dev,
                 dev.parent(),
                 "mmap of BAR2 refused: private mapping (only MAP_SHARED maps)\n"
             );
@@ -968,7 +977,8 @@ impl vfio::Driver for Adi {
         let page = u64::from(dev.link.caps.doorbell_size);
         let end = off.checked_add(vma.len() as u64).ok_or(EINVAL)?;
         if off % page != 0 || end > dev.bar2_size() {
-            adi_err!(dev, 
+            adi_err!(
+                dev,
                 dev.parent(),
                 "mmap of BAR2 [{:#x}, {:#x}) refused: BAR2 is {:#x} bytes of {:#x}-byte pages\n",
                 off,

@@ -158,6 +158,21 @@ fn containing_reg(offset: u64) -> Option<(Bar0Reg, u64, usize)> {
 }
 
 impl Bar0Access {
+    /// Whether a write here can ask the device model to act (a
+    /// [`Bar0Effect`] other than `None`): only `DEVCTL` and the queues'
+    /// `CONTROL` registers can (an MSI-X unmask is only recorded: delivery
+    /// follows `SET_IRQS`).
+    pub fn has_effects(&self) -> bool {
+        matches!(
+            self.reg,
+            Bar0Reg::DevCtl
+                | Bar0Reg::Queue {
+                    reg: QueueReg::Control,
+                    ..
+                }
+        )
+    }
+
     /// Decodes an access of `len` bytes at `offset` into BAR0.
     ///
     /// Returns `EINVAL` for a width other than 4 or 8, a misaligned access,
@@ -769,6 +784,31 @@ mod reg_tests {
     }
 
     const Q1: u64 = 0x100 + 0x20;
+
+    /// The VDCM skips its control lock for writes without effects: no
+    /// write to a register `has_effects` says no to may ask for an action.
+    #[test]
+    fn writes_without_effects_are_flagged() -> Result {
+        let mut b = Bar0::new(4, 8)?;
+        let mut flagged = 0;
+        for offset in (0..BAR0_SIZE).step_by(4) {
+            let access = at(offset, 4)?;
+            if access.has_effects() {
+                flagged += 1;
+                continue;
+            }
+            for v in [0, u64::from(u32::MAX), 1, 0x5a5a_5a5a] {
+                let effect = b.write(access, 4, v);
+                assert!(matches!(
+                    effect,
+                    Bar0Effect::None | Bar0Effect::VectorUnmasked(_)
+                ));
+            }
+        }
+        // DEVCTL and the 64 queues' CONTROL registers.
+        assert_eq!(flagged, 1 + u32::from(MAX_QUEUES));
+        Ok(())
+    }
 
     #[test]
     fn devcap_describes_the_adi_and_is_read_only() -> Result {

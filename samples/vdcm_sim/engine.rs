@@ -10,8 +10,10 @@
 //! pair does not re-arm, so an idle PF costs no CPU. While queues are
 //! started, a poll that found work re-arms at once (each poll runs at most
 //! [`BUDGET`] descriptors per queue pair, so other work gets the CPU); a
-//! poll that found none backs off: one jiffy for the first
-//! [`FAST_POLLS`] empty polls, then doubling up to [`MAX_DELAY_MS`]. The
+//! poll that found none re-arms at once for the first [`SPIN_POLLS`] empty
+//! polls (a tenant posting back to back is seen within microseconds, not a
+//! jiffy), then after one jiffy for the next [`FAST_POLLS`], then doubling
+//! up to [`MAX_DELAY_MS`]. The
 //! cost of a started but quiet queue is therefore at most
 //! `1000 / MAX_DELAY_MS` wake-ups per second per PF, and the latency of
 //! the first doorbell after a quiet spell at most `MAX_DELAY_MS`.
@@ -47,6 +49,8 @@ use crate::vdcm_kernel::poller::Poll;
 
 /// Most descriptors one poll runs from one queue pair.
 pub const BUDGET: u32 = 64;
+/// Empty polls re-armed at once after work, before waiting a jiffy.
+pub const SPIN_POLLS: u32 = 16;
 /// Empty polls at one-jiffy intervals before backing off.
 pub const FAST_POLLS: u32 = 64;
 /// Longest interval between polls of started, quiet queues.
@@ -71,10 +75,13 @@ impl Engine {
     /// The delay after `empty` consecutive empty polls.
     fn backoff(empty: u32) -> Jiffies {
         let max = kernel::time::msecs_to_jiffies(MAX_DELAY_MS).max(1);
-        if empty <= FAST_POLLS {
+        if empty <= SPIN_POLLS {
+            return 0;
+        }
+        if empty <= SPIN_POLLS + FAST_POLLS {
             return 1;
         }
-        let shift = (empty - FAST_POLLS).min(16);
+        let shift = (empty - SPIN_POLLS - FAST_POLLS).min(16);
         (1 << shift).min(max)
     }
 }

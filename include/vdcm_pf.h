@@ -110,7 +110,8 @@ struct vdcm_qp_stats {
  *            pages pinned while the queue pair runs, and stops it (qp_stop)
  *            before the tenant's unmapping of the ring completes.
  * @qp_stop: stop the queue pair and wait until none of its descriptors is
- *           in flight (drain); the ring head is forgotten.
+ *           in flight (drain); the ring head is forgotten and the doorbell
+ *           page cleared (the next tenant reads nothing of this one).
  * @qp_doorbell: the doorbell page of the queue pair, mapped into the
  *               tenant's address space; valid until @qp_free.
  * @qp_stats: the queue pair's counters.
@@ -122,7 +123,8 @@ struct vdcm_qp_stats {
  *                disabled.
  * @portal_enable: (shared mode) accept (@enable) or stop accepting work
  *                 through the portal; disabling waits until none of its
- *                 work is in flight and forgets what was submitted.
+ *                 work is in flight, forgets what was submitted and clears
+ *                 the portal page.
  * @portal_free: (shared mode) close a portal (disabled first), dropping
  *               the PF's reference on its tenant.
  * @portal_page: (shared mode) the portal's page, mapped into the tenant;

@@ -19,6 +19,7 @@ pub mod pci_config;
 pub mod pf;
 pub mod poller;
 pub mod ratelimit;
+pub mod sysfs;
 pub mod vfio;
 
 /// The raw `struct device` behind a [`kernel::device::Device`].

@@ -30,6 +30,8 @@ use kernel::types::Opaque;
 use kernel::ThisModule;
 
 use super::bindings;
+use super::sysfs::CounterGroup;
+use super::sysfs::PageWriter;
 
 /// The operations of an mdev driver.
 #[vtable]
@@ -139,73 +141,8 @@ pub struct DriverRegistration<T: Driver> {
     #[pin]
     drv: Opaque<bindings::mdev_driver>,
     // Referenced by `drv.driver.dev_groups`; heap storage, stable.
-    _stats: KBox<StatsGroup>,
+    _stats: KBox<CounterGroup>,
     _t: PhantomData<T>,
-}
-
-/// One `stats/` attribute and the index of its counter.
-#[repr(C)]
-struct StatAttr {
-    attr: bindings::device_attribute,
-    index: usize,
-}
-
-/// The `stats/` attribute group of a driver's devices.
-struct StatsGroup {
-    // Owned here, reached by sysfs through `group`.
-    _attrs: KVec<StatAttr>,
-    _attr_ptrs: KVec<*mut bindings::attribute>,
-    group: bindings::attribute_group,
-    groups: [*const bindings::attribute_group; 2],
-}
-
-impl StatsGroup {
-    /// The group for counters `names`, shown by `show`.
-    fn new(
-        names: &'static [&'static CStr],
-        show: unsafe extern "C" fn(
-            *mut bindings::device,
-            *mut bindings::device_attribute,
-            *mut ffi::c_char,
-        ) -> isize,
-    ) -> Result<KBox<Self>> {
-        let mut attrs = KVec::with_capacity(names.len(), GFP_KERNEL)?;
-        for (index, name) in names.iter().enumerate() {
-            // SAFETY: all-zero is a valid `device_attribute` (no callbacks).
-            let mut attr: bindings::device_attribute = unsafe { core::mem::zeroed() };
-            attr.attr.name = name.as_char_ptr();
-            attr.attr.mode = 0o444;
-            // `sysfs_attr_init`: a dynamically allocated attribute needs a
-            // static lockdep key.
-            #[cfg(CONFIG_DEBUG_LOCK_ALLOC)]
-            {
-                attr.attr.key = kernel::static_lock_class!().as_ptr();
-            }
-            attr.__bindgen_anon_1.show = Some(show);
-            attrs.push(StatAttr { attr, index }, GFP_KERNEL)?;
-        }
-        let mut attr_ptrs = KVec::with_capacity(names.len() + 1, GFP_KERNEL)?;
-        for a in attrs.iter_mut() {
-            attr_ptrs.push(core::ptr::addr_of_mut!(a.attr.attr), GFP_KERNEL)?;
-        }
-        attr_ptrs.push(core::ptr::null_mut(), GFP_KERNEL)?;
-        // SAFETY: all-zero is a valid `attribute_group` (no callbacks).
-        let mut group: bindings::attribute_group = unsafe { core::mem::zeroed() };
-        group.name = c"stats".as_char_ptr();
-        group.__bindgen_anon_2.attrs = attr_ptrs.as_mut_ptr();
-        let mut this = KBox::new(
-            StatsGroup {
-                _attrs: attrs,
-                _attr_ptrs: attr_ptrs,
-                group,
-                groups: [core::ptr::null(); 2],
-            },
-            GFP_KERNEL,
-        )?;
-        // The box does not move: the group's address is stable from here.
-        this.groups[0] = core::ptr::addr_of!(this.group);
-        Ok(this)
-    }
 }
 
 // SAFETY: the mdev core serialises use of the driver structure; it and the
@@ -217,11 +154,11 @@ unsafe impl<T: Driver> Sync for DriverRegistration<T> {}
 impl<T: Driver> DriverRegistration<T> {
     /// Registers the mdev driver for `module`.
     pub fn new(module: &'static ThisModule) -> Result<impl PinInit<Self, Error>> {
-        let stats = StatsGroup::new(T::STATS, Self::show_stat)?;
+        let stats = CounterGroup::new(T::STATS, Self::show_stat)?;
         let groups = if T::STATS.is_empty() {
             core::ptr::null()
         } else {
-            stats.groups.as_ptr()
+            stats.groups()
         };
         Ok(try_pin_init!(Self {
             _stats: stats,
@@ -261,22 +198,16 @@ impl<T: Driver> DriverRegistration<T> {
         attr: *mut bindings::device_attribute,
         buf: *mut ffi::c_char,
     ) -> isize {
-        // SAFETY: every attribute of the group is the `attr` field of a
-        // `StatAttr` (first field of a `#[repr(C)]` struct).
-        let index = unsafe { (*attr.cast::<StatAttr>()).index };
+        // SAFETY: `attr` is an attribute of a `CounterGroup` (the driver's
+        // `dev_groups`).
+        let index = unsafe { CounterGroup::index(attr) };
         // SAFETY: the device is live and bound (see above).
         let ptr = unsafe { bindings::dev_get_drvdata(dev) };
         // SAFETY: `probe` stored `into_foreign()` of a `T::DeviceData`,
         // which `remove` takes back only after this group is gone.
         let data = unsafe { T::DeviceData::borrow(ptr.cast()) };
-        let value = T::stat(data, index);
-        // SAFETY: sysfs show buffers are `PAGE_SIZE` bytes, ours during the
-        // call.
-        let page =
-            unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
-        let mut out = PageWriter { page, len: 0 };
-        let _ = fmt::Write::write_fmt(&mut out, format_args!("{value}\n"));
-        out.len as isize
+        // SAFETY: sysfs passes a `PAGE_SIZE` buffer, ours during the call.
+        unsafe { CounterGroup::show(buf, T::stat(data, index)) }
     }
 
     /// Recovers the parent from an mdev type of one of our parents.
@@ -386,22 +317,6 @@ impl<T: Driver> PinnedDrop for DriverRegistration<T> {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: registered, by the type invariant.
         unsafe { bindings::mdev_unregister_driver(self.drv.get()) };
-    }
-}
-
-/// A bounded writer over a sysfs page; output past the end is dropped.
-struct PageWriter<'a> {
-    page: &'a mut [u8],
-    len: usize,
-}
-
-impl fmt::Write for PageWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.page.len() - self.len;
-        let n = s.len().min(room);
-        self.page[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
     }
 }
 

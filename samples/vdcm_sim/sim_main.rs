@@ -19,6 +19,7 @@ pub mod desc;
 pub mod engine;
 pub mod sim_pf;
 
+use sim_pf::Queues;
 use sim_pf::SimPf;
 use vdcm_kernel::class;
 use vdcm_kernel::pf;
@@ -100,12 +101,13 @@ impl kernel::Module for SimModule {
         let mut list = KVec::with_capacity(pfs as usize, GFP_KERNEL)?;
         for i in 0..pfs {
             let name = CString::try_from_fmt(fmt!("vdcm_sim{}", i))?;
-            let dev = class::ClassDevice::new(class.clone(), &name)?;
+            let queues = Queues::new(qps, portals)?;
+            let dev = class::ClassDevice::with_counters(class.clone(), &name, queues.clone())?;
             let registration = KBox::pin_init(
                 pf::Registration::new(
                     dev.as_ref(),
                     caps,
-                    SimPf::new(qps, portals, *module_parameters::siov_cap.value() != 0)?,
+                    SimPf::new(queues, *module_parameters::siov_cap.value() != 0)?,
                 ),
                 GFP_KERNEL,
             )?;

@@ -22,6 +22,7 @@ use kernel::sync::Arc;
 use kernel::sync::Mutex;
 
 use crate::engine::Engine;
+use crate::vdcm_kernel::class::Counters;
 use crate::vdcm_kernel::doorbell::DoorbellPage;
 use crate::vdcm_kernel::pci_config;
 use crate::vdcm_kernel::pci_config::ConfigSpace;
@@ -105,6 +106,78 @@ pub struct Queues {
     pub portal_pages: KVVec<DoorbellPage>,
 }
 
+impl Queues {
+    /// `num_qps` free queue pairs and `num_portals` portals on a shared
+    /// queue pair.
+    pub fn new(num_qps: u32, num_portals: u32) -> Result<Arc<Self>> {
+        let n = num_qps as usize;
+        let mut qps = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut doorbells = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            qps.push(Qp::default(), GFP_KERNEL)?;
+            doorbells.push(DoorbellPage::new()?, GFP_KERNEL)?;
+        }
+        let p = num_portals as usize;
+        let mut portals = KVVec::with_capacity(p, GFP_KERNEL)?;
+        let mut portal_pages = KVVec::with_capacity(p, GFP_KERNEL)?;
+        for _ in 0..p {
+            portals.push(Portal::default(), GFP_KERNEL)?;
+            portal_pages.push(DoorbellPage::new()?, GFP_KERNEL)?;
+        }
+        let xfer = crate::desc::MAX_TRANSFER as usize;
+        let table = QpTable {
+            qps,
+            bufs: [
+                VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
+                VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
+            ],
+            portals,
+            retired: QpStats::default(),
+        };
+        Arc::pin_init(
+            try_pin_init!(Queues {
+                table <- new_mutex!(table),
+                doorbells,
+                portal_pages,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Counters summed over every queue pair and portal the PF has had.
+    pub fn totals(&self) -> QpStats {
+        let table = self.table.lock();
+        let qps = table.qps.iter().map(|q| q.stats);
+        let portals = table.portals.iter().map(|p| p.stats);
+        Iterator::chain(qps, portals).fold(table.retired, |sum, s| sum + s)
+    }
+}
+
+/// The PF's counters in `/sys/class/vdcm_sim/vdcm_simN/stats/`.
+impl Counters for Queues {
+    const NAMES: &'static [&'static CStr] = &[
+        c"descriptors",
+        c"bytes",
+        c"faults",
+        c"invalid",
+        c"interrupts",
+        c"qps_in_use",
+        c"portals_in_use",
+    ];
+
+    fn counter(&self, index: usize) -> u64 {
+        if index >= 5 {
+            let table = self.table.lock();
+            return match index {
+                5 => table.qps.iter().filter(|q| q.allocated).count() as u64,
+                _ => table.portals.iter().filter(|p| p.allocated).count() as u64,
+            };
+        }
+        let t = self.totals();
+        [t.descriptors, t.bytes, t.faults, t.invalid, t.interrupts][index]
+    }
+}
+
 /// A simulated PF's queue pairs, its engine and its config space.
 pub struct SimPf {
     queues: Arc<Queues>,
@@ -142,43 +215,10 @@ fn pf_config(siov: bool) -> Result<ConfigSpace> {
 }
 
 impl SimPf {
-    /// A PF of `num_qps` free queue pairs and `num_portals` portals on a
-    /// shared queue pair; `siov`: whether its config space carries the
-    /// SIOV capability.
-    pub fn new(num_qps: u32, num_portals: u32, siov: bool) -> Result<impl PinInit<Self, Error>> {
+    /// A PF whose queue pairs and portals are `queues`; `siov`: whether
+    /// its config space carries the SIOV capability.
+    pub fn new(queues: Arc<Queues>, siov: bool) -> Result<impl PinInit<Self, Error>> {
         let config = pf_config(siov)?;
-        let n = num_qps as usize;
-        let mut qps = KVec::with_capacity(n, GFP_KERNEL)?;
-        let mut doorbells = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            qps.push(Qp::default(), GFP_KERNEL)?;
-            doorbells.push(DoorbellPage::new()?, GFP_KERNEL)?;
-        }
-        let p = num_portals as usize;
-        let mut portals = KVVec::with_capacity(p, GFP_KERNEL)?;
-        let mut portal_pages = KVVec::with_capacity(p, GFP_KERNEL)?;
-        for _ in 0..p {
-            portals.push(Portal::default(), GFP_KERNEL)?;
-            portal_pages.push(DoorbellPage::new()?, GFP_KERNEL)?;
-        }
-        let xfer = crate::desc::MAX_TRANSFER as usize;
-        let table = QpTable {
-            qps,
-            bufs: [
-                VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
-                VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
-            ],
-            portals,
-            retired: QpStats::default(),
-        };
-        let queues = Arc::pin_init(
-            try_pin_init!(Queues {
-                table <- new_mutex!(table),
-                doorbells,
-                portal_pages,
-            }),
-            GFP_KERNEL,
-        )?;
         let engine = Poller::new(Engine::new(queues.clone()))?;
         Ok(try_init!(SimPf {
             queues,
@@ -194,14 +234,6 @@ impl SimPf {
             Some(q) if q.allocated => f(q),
             _ => Err(EINVAL),
         }
-    }
-
-    /// Counters summed over every queue pair the PF has had.
-    pub fn totals(&self) -> QpStats {
-        let table = self.queues.table.lock();
-        let qps = table.qps.iter().map(|q| q.stats);
-        let portals = table.portals.iter().map(|p| p.stats);
-        Iterator::chain(qps, portals).fold(table.retired, |sum, s| sum + s)
     }
 }
 
@@ -292,7 +324,12 @@ impl QueueOps for SimPf {
         // Taking the lock waits for descriptors being processed.
         let _ = self.with_qp(qp, |q| {
             q.ring = None;
-            Ok(())
+            // The next user of the queue pair reads nothing of this one.
+            self.queues
+                .doorbells
+                .get(qp as usize)
+                .ok_or(EINVAL)?
+                .clear()
         });
     }
 
@@ -343,8 +380,12 @@ impl QueueOps for SimPf {
                 .portal_pages
                 .get(portal as usize)
                 .ok_or(EINVAL)?;
-            // What was submitted before is forgotten: work starts at the
-            // tail as it is now.
+            if !enable {
+                // What was submitted and not run is dropped, and nothing
+                // of it stays readable by the next user of the ADI.
+                page.clear()?;
+            }
+            // Work starts at the tail as it is now.
             p.head = page.read_u32(PORTAL_TAIL)?;
             p.enabled = enable;
         }

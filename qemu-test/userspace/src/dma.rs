@@ -501,6 +501,11 @@ impl Portal {
         Ok(Portal { page, tail: 0 })
     }
 
+    /// The mapped portal page.
+    pub fn page(&self) -> &vfio::Mapping {
+        &self.page
+    }
+
     /// Submits `d`: writes it into the next slot, then the tail.
     pub fn submit(&mut self, d: &Desc) {
         let slot = (self.tail % PORTAL_SLOTS) as usize;

@@ -110,8 +110,19 @@ fn pattern(seed: u8, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A counter of the PF, from `/sys/class/vdcm_sim/<pf>/stats/`.
+fn pf_stat(name: &str) -> Result<u64, String> {
+    sysfs::read_u64(format!("/sys/class/vdcm_sim/{PF}/stats/{name}"))
+}
+
 fn memmove_with_interrupt() -> Outcome {
+    let qps_before = pf_stat("qps_in_use")?;
+    let (pf_desc, pf_bytes) = (pf_stat("descriptors")?, pf_stat("bytes")?);
     let s = Setup::new()?;
+    let qps = pf_stat("qps_in_use")?;
+    ensure(qps == qps_before + 1, || {
+        format!("PF qps_in_use {qps_before} -> {qps} for a 1-queue ADI")
+    })?;
     let mut q = s.queue()?;
     let data = pattern(7, 8192);
     s.mem.write(SRC, &data);
@@ -146,6 +157,13 @@ fn memmove_with_interrupt() -> Outcome {
     );
     ensure(d == 1 && b == 8192 && i == 1, || {
         format!("stats: descriptors {d} bytes {b} interrupts {i}, want 1/8192/1")
+    })?;
+    let (pd, pb) = (
+        pf_stat("descriptors")? - pf_desc,
+        pf_stat("bytes")? - pf_bytes,
+    );
+    ensure(pd == 1 && pb == 8192, || {
+        format!("PF counters rose by {pd} descriptors, {pb} bytes; want 1 and 8192")
     })
 }
 

@@ -242,6 +242,37 @@ fn shared_many_adis() -> Outcome {
     })
 }
 
+/// After a reset, nothing a tenant left in its portal or doorbell page is
+/// readable: the next user of the ADI starts from clean pages.
+fn isolation_reset_clears_pages() -> Outcome {
+    let t = Tenant::new(&shared_type())?;
+    let p = Portal::start(&t.dev, 0)?;
+    // A descriptor written into slot 5, never submitted.
+    p.page().write_bytes(5 * 64, &[0x5a; 64]);
+    ensure(p.page().read_u32(5 * 64) == 0x5a5a_5a5a, || {
+        "the portal page did not take the write".into()
+    })?;
+    t.dev.reset()?;
+    let left = p.page().read_u32(5 * 64);
+    ensure(left == 0, || {
+        format!("portal page holds {left:#x} after reset")
+    })?;
+    let d = Tenant::new(&MdevType::new(PF, "vdcm_sim-1q"))?;
+    let q = Queue::start(&d.dev, &d.mem, IOVA, 0, 0x8000, 64, 0)?;
+    drop(q);
+    let bell = d
+        .dev
+        .mmap(dma::BAR2, 0, 4096)
+        .map_err(|e| format!("mmap doorbell: {e}"))?;
+    bell.write_u32(0, 0x1234);
+    bell.write_u32(64, 0xabcd);
+    d.dev.reset()?;
+    let (tail, other) = (bell.read_u32(0), bell.read_u32(64));
+    ensure(tail == 0 && other == 0, || {
+        format!("doorbell page holds {tail:#x}/{other:#x} after reset")
+    })
+}
+
 fn main() {
     let mut t = Reporter::default();
     t.point("shared_type_listed", shared_type_listed);
@@ -259,5 +290,6 @@ fn main() {
         isolation_doorbell_cannot_run_other_adi,
     );
     t.point("shared_256_adis_distinct_pasids", shared_many_adis);
+    t.point("isolation_reset_clears_pages", isolation_reset_clears_pages);
     std::process::exit(t.exit_code());
 }

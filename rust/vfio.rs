@@ -630,6 +630,22 @@ impl<T: Driver> Device<T> {
 }
 
 impl<T: Driver> Device<T> {
+    /// Removes every user-space mapping of the device's regions (all the
+    /// `mmap`s of its file descriptors); later accesses through them fault
+    /// (`SIGBUS`), since a device that inserts its pages at `mmap` has no
+    /// fault handler.
+    pub fn zap_mappings(&self) {
+        // SAFETY: the core gives every initialised device an inode, kept
+        // until the device is released, and makes it the `f_mapping` of
+        // the device's files, so this covers every mapping of them.
+        unsafe {
+            let inode = (*self.as_raw()).inode;
+            if !inode.is_null() {
+                bindings::unmap_mapping_range((*inode).i_mapping, 0, 0, 1);
+            }
+        }
+    }
+
     /// Pins the `npage` pages of the user's I/O address space from the
     /// page containing `iova`, for reading (and writing, if `write`).
     ///

@@ -66,6 +66,10 @@ macro_rules! adi_err {
 /// File offsets of region `i` start at `i << REGION_SHIFT`.
 pub const REGION_SHIFT: u32 = 40;
 
+/// Requests (one every 10 s, from the VFIO core) a user gets to release a
+/// device being removed before the device is revoked.
+const FORCE_AFTER_REQUESTS: u32 = 1;
+
 /// Region index of BAR2, the doorbells.
 const BAR2_REGION_INDEX: u32 = pci::BAR0_REGION_INDEX + 2;
 
@@ -275,6 +279,9 @@ pub struct Adi {
     portal: Option<u32>,
     /// Whether `queues` went back to the PF.
     released: Atomic<bool>,
+    /// Whether the device was taken from a user who did not release it
+    /// when asked: every call then fails with `ENODEV`.
+    revoked: Atomic<bool>,
     pasid: Pasid,
     tenant: Arc<Tenant<AdiTenant>>,
     #[pin]
@@ -411,6 +418,7 @@ impl Adi {
             queues,
             portal,
             released: Atomic::new(false),
+            revoked: Atomic::new(false),
             pasid,
             tenant,
             ctl <- new_mutex!(ctl),
@@ -607,6 +615,33 @@ impl Adi {
             "BAR access refused: memory space disabled in the command register\n"
         );
         Err(EIO)
+    }
+
+    /// `ENODEV` once the device was revoked.
+    fn check_live(&self) -> Result {
+        if self.revoked.load(Relaxed) {
+            return Err(ENODEV);
+        }
+        Ok(())
+    }
+
+    /// Takes the device from a user who did not release it when asked:
+    /// queues stop, the PF's DMA and interrupts for it are cut, the user's
+    /// mappings are removed, and every later call fails with `ENODEV`. The
+    /// VFIO core still waits for the user's last close before the device
+    /// can go; until then it holds nothing of the PF's work.
+    fn revoke(dev: &vfio::Device<Self>) {
+        let mut st = dev.ctl.lock();
+        if dev.revoked.xchg(true, Relaxed) {
+            return;
+        }
+        dev.stop_queues(&mut st);
+        *dev.tenant.ops().dev.lock() = None;
+        dev.zap_mappings();
+        dev_warn!(
+            dev.parent(),
+            "the user did not release the device when asked: revoked, it answers -ENODEV until closed\n"
+        );
     }
 
     /// Counts and reports an access through the device fd to a region that
@@ -841,6 +876,7 @@ impl vfio::Driver for Adi {
         index: u32,
         caps: &mut vfio::RegionCaps<'_>,
     ) -> Result<vfio::RegionInfo> {
+        dev.check_live()?;
         let rw = pci::REGION_FLAG_READ | pci::REGION_FLAG_WRITE;
         let (flags, size) = match index {
             pci::BAR0_REGION_INDEX => (rw, regs::BAR0_SIZE),
@@ -863,6 +899,7 @@ impl vfio::Driver for Adi {
 
     fn open(dev: &vfio::Device<Self>) -> Result {
         let _ctl = dev.ctl.lock();
+        dev.check_live()?;
         *dev.tenant.ops().dev.lock() = Some(ARef::from(dev));
         Ok(())
     }
@@ -881,6 +918,7 @@ impl vfio::Driver for Adi {
     }
 
     fn read(dev: &vfio::Device<Self>, out: &mut UserSliceWriter, offset: u64) -> Result<usize> {
+        dev.check_live()?;
         let len = out.len();
         match Self::region_of(offset) {
             (r, off) if r == u64::from(pci::CONFIG_REGION_INDEX) => {
@@ -917,6 +955,7 @@ impl vfio::Driver for Adi {
     }
 
     fn write(dev: &vfio::Device<Self>, input: &mut UserSliceReader, offset: u64) -> Result<usize> {
+        dev.check_live()?;
         let len = input.len();
         match Self::region_of(offset) {
             (r, off) if r == u64::from(pci::CONFIG_REGION_INDEX) => {
@@ -954,6 +993,7 @@ impl vfio::Driver for Adi {
     }
 
     fn mmap(dev: &vfio::Device<Self>, vma: &vfio::Vma) -> Result {
+        dev.check_live()?;
         let (region, off) = Self::region_of(vma.offset());
         if region != u64::from(BAR2_REGION_INDEX) {
             adi_err!(
@@ -1002,6 +1042,7 @@ impl vfio::Driver for Adi {
     }
 
     fn ioctl(dev: &vfio::Device<Self>, ioctl: vfio::Ioctl) -> Result<isize> {
+        dev.check_live()?;
         match ioctl.cmd {
             vfio::DEVICE_GET_INFO => ioctl.reply_device_info(vfio::DeviceInfo {
                 flags: pci::DEVICE_FLAGS_PCI | pci::DEVICE_FLAGS_RESET,
@@ -1076,6 +1117,9 @@ impl vfio::Driver for Adi {
             }
             None => false,
         };
+        if count >= FORCE_AFTER_REQUESTS {
+            Self::revoke(dev);
+        }
         if count == 0 {
             dev_notice!(
                 dev.parent(),

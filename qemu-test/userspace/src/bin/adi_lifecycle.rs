@@ -273,6 +273,65 @@ fn remove_while_open() -> Outcome {
     expect_available(PF_QPS, PF_QPS / 4)
 }
 
+/// A user that does not release a device being removed loses it: after
+/// the first request (and 10 s), the device is revoked — every call fails
+/// with ENODEV — and the removal completes once the user finally closes.
+fn remove_revokes_uncooperative_user() -> Outcome {
+    let (t1, _) = types();
+    let m = t1.create()?.map_err(|e| format!("create: {e}"))?;
+    let dev = vfio::CdevDevice::open(m.cdev()?)?;
+    dev.enable()?;
+    let bell = dev
+        .mmap(2, 0, 4096)
+        .map_err(|e| format!("mmap doorbell: {e}"))?;
+    let dir = m.dir().to_path_buf();
+    let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
+    let start = std::time::Instant::now();
+    let revoked = loop {
+        match dev.info() {
+            Err(e) if e.contains("No such device") => break true,
+            Err(e) => return Err(format!("GET_INFO while being removed: {e}")),
+            Ok(_) if start.elapsed() > std::time::Duration::from_secs(40) => break false,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(250)),
+        }
+    };
+    let waited = start.elapsed();
+    ensure(revoked, || "the device was not revoked within 40 s".into())?;
+    ensure(!remover.is_finished(), || {
+        "the removal finished while the device was still open".into()
+    })?;
+    for (what, r) in [
+        ("BAR0 read", dev.read_u32(0, 0).map(drop)),
+        (
+            "config read",
+            dev.read_u32(vfio::VFIO_PCI_CONFIG_REGION_INDEX, 0)
+                .map(drop),
+        ),
+        ("region info", dev.region(0).map(drop)),
+        (
+            "mmap",
+            dev.mmap(2, 0, 4096).map(drop).map_err(|e| e.to_string()),
+        ),
+        ("reset", dev.reset()),
+    ] {
+        match r {
+            Err(e) if e.contains("No such device") => {}
+            other => return Err(format!("{what} after revocation: {other:?}, want ENODEV")),
+        }
+    }
+    drop(bell);
+    drop(dev);
+    let removed = remover
+        .join()
+        .map_err(|_| "remover thread panicked".to_string())?;
+    removed?;
+    ensure(!m.exists(), || {
+        "ADI still there after its user closed it".into()
+    })?;
+    vdcm_selftests::tap::note(format!("revoked after {waited:?}"));
+    expect_available(PF_QPS, PF_QPS / 4)
+}
+
 /// The legacy path: container, group, device fd.
 fn group_open(mdev: &Mdev) -> Outcome {
     let group = std::fs::read_link(mdev.dir().join("iommu_group"))
@@ -424,5 +483,9 @@ fn main() {
     t.point("adi_doorbells_mmap", doorbells_mmap);
     t.point("adi_exhaust_queue_pairs", exhaustion);
     t.point("adi_remove_waits_for_user", remove_while_open);
+    t.point(
+        "adi_remove_revokes_uncooperative_user",
+        remove_revokes_uncooperative_user,
+    );
     std::process::exit(t.exit_code());
 }

@@ -3,6 +3,7 @@
 #   make run      build what is needed, boot the VM, load the VDCM and the
 #                 simulated PF, show what they did
 #   make check    all tests; the last line is "N passed, M failed"
+#   make check-debug  the same on the KASAN + lockdep + kmemleak kernel
 #   make bench    boot the VM with an SR-IOV device, run the benchmarks,
 #                 write qemu-test/out/bench.json (Documentation/benchmarks.rst)
 #   make modules  build the modules only (KDIR=... for your own kernel tree)
@@ -10,15 +11,16 @@
 # Variables: KDIR=<built kernel tree> (default: the harness's cached test
 # kernel, built on first use), KASAN=1 (the KASAN variant of the test
 # kernel), CLIPPY=1 (build the modules through clippy), VM_TIMEOUT=<s>,
-# BENCH_QPS=<n>, BENCH_ARGS="..." (`make bench`: queue pairs of the
-# simulated PF, arguments of vdcm_bench; see qemu-test/bench.sh).
+# BENCH_QPS=<n>, BENCH_PORTALS=<n>, BENCH_ARGS="..." (`make bench`: queue
+# pairs and portals of the simulated PF, arguments of vdcm_bench; see
+# qemu-test/bench.sh).
 #
 # The modules themselves are described in Kbuild; this Makefile only
 # drives qemu-test/.
 
-export KDIR KASAN CLIPPY VM_TIMEOUT BENCH_ARGS BENCH_QPS
+export KDIR KASAN CLIPPY VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS
 
-.PHONY: all modules run check bench setup kernel clean
+.PHONY: all modules run check check-debug bench setup kernel clean
 
 all: modules
 
@@ -30,6 +32,11 @@ run:
 
 check:
 	@qemu-test/check.sh
+
+# The same suite on the KASAN + lockdep + kmemleak kernel (clang-built;
+# slower: a longer VM timeout).
+check-debug:
+	@KASAN=1 VM_TIMEOUT=$${VM_TIMEOUT:-2700} qemu-test/check.sh
 
 bench:
 	@qemu-test/bench.sh

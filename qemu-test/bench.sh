@@ -6,6 +6,8 @@
 # stdout, $OUT_DIR/bench.json, and the create-latency plot
 # $OUT_DIR/bench-create-latency.svg (+ .txt, an ASCII version).
 # BENCH_QPS: queue pairs of the simulated PF (default 1024, at most 4096).
+# BENCH_PORTALS: its portals (default 4096, at most 16384): one per shared
+# ADI, the bound of max_adis_per_pf.
 # BENCH_ARGS: arguments of vdcm_bench, e.g. "--max-secs 900" for a run to
 # 4096 ADIs (then also VM_TIMEOUT=1800), "--quick" for a smoke run.
 set -euo pipefail
@@ -15,7 +17,7 @@ KDIR=$("$QT_DIR/build.sh" | tail -n 1)
 export VM_SRIOV=1
 read -r -a args <<<"${BENCH_ARGS:-}"
 set +e
-"$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/bench.sh" "$OUT_DIR" "${BENCH_QPS:-1024}" "${args[@]}" | grep --line-buffered -E '^\[bench\]'
+"$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/bench.sh" "$OUT_DIR" "${BENCH_QPS:-1024}" "${BENCH_PORTALS:-4096}" "${args[@]}" | grep --line-buffered -E '^\[bench\]'
 rc=${PIPESTATUS[0]}
 set -e
 python3 "$QT_DIR/tap.py" --scan "$OUT_DIR/console.log" || rc=1

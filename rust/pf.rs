@@ -14,11 +14,14 @@
 //! Modules share no Rust types: everything crossing the module boundary is
 //! the C structure of the header.
 
+use core::ffi::c_void;
 use core::ptr::NonNull;
 
 use kernel::device;
 use kernel::error::to_result;
 use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::sync::ArcBorrow;
 use kernel::types::Opaque;
 
 use super::bindings;
@@ -218,6 +221,18 @@ impl TenantRef {
         unsafe { get(raw.as_ptr()) };
         // INVARIANT: we just took the reference.
         Some(TenantRef { raw })
+    }
+
+    /// A reference to `tenant`, for a PF that implements its own tenants
+    /// (a PF's in-kernel client of its own engine).
+    pub fn new<T: TenantOps>(tenant: &Arc<Tenant<T>>) -> Self {
+        // The C header is the first field of the `#[repr(C)]` `Tenant`: its
+        // address is the `Arc`'s data pointer, which `put` gives back.
+        let raw = NonNull::from(&tenant.raw);
+        let _ = Arc::into_raw(tenant.clone());
+        // INVARIANT: the reference leaked just above is ours; `put` (the
+        // tenant's own callback, in `Drop`) gives it back.
+        TenantRef { raw }
     }
 
     /// Copies between `buf` and the tenant's I/O address space at `iova`
@@ -576,6 +591,117 @@ impl<T: QueueOps> OpsTable<T> {
     }
 }
 
+/// What a tenant object does for the PF (`struct vdcm_tenant`).
+pub trait TenantOps: Send + Sync + 'static {
+    /// Copies between `buf` and the tenant's I/O address space.
+    fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result;
+    /// Signals the completion interrupt of the PF's queue pair `qp`.
+    /// Process context; may sleep.
+    fn raise_irq(&self, qp: u32);
+}
+
+/// A tenant object the VDCM gives to PFs: the C header they call through,
+/// followed by the VDCM's implementation. Always lives in an [`Arc`],
+/// whose count the PF's `get`/`put` move.
+#[repr(C)]
+#[pin_data]
+pub struct Tenant<T: TenantOps> {
+    raw: bindings::vdcm_tenant,
+    #[pin]
+    ops: T,
+}
+
+// SAFETY: the C header only holds function pointers; `T` is `Send + Sync`.
+unsafe impl<T: TenantOps> Send for Tenant<T> {}
+// SAFETY: See `Send`.
+unsafe impl<T: TenantOps> Sync for Tenant<T> {}
+
+impl<T: TenantOps> Tenant<T> {
+    /// A new tenant object implemented by `ops`.
+    pub fn new(ops: impl PinInit<T, Error>) -> Result<Arc<Self>> {
+        Arc::pin_init(
+            try_pin_init!(Tenant {
+                raw: bindings::vdcm_tenant {
+                    dma_rw: Some(Self::dma_rw),
+                    raise_irq: Some(Self::raise_irq),
+                    get: Some(Self::get),
+                    put: Some(Self::put),
+                },
+                ops <- ops,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The VDCM's implementation.
+    pub fn ops(&self) -> &T {
+        &self.ops
+    }
+
+    /// # Safety
+    ///
+    /// `t` must be the header of a live `Tenant<T>` in an `Arc`.
+    unsafe fn from_raw<'a>(t: *mut bindings::vdcm_tenant) -> &'a Self {
+        // SAFETY: `raw` is the first field of the `#[repr(C)]` struct.
+        unsafe { &*t.cast::<Self>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by a PF with a tenant it holds a reference on and a buffer
+    /// of `len` bytes.
+    unsafe extern "C" fn dma_rw(
+        t: *mut bindings::vdcm_tenant,
+        iova: u64,
+        buf: *mut c_void,
+        len: usize,
+        write: bool,
+    ) -> kernel::ffi::c_int {
+        if buf.is_null() || len == 0 {
+            return EINVAL.to_errno();
+        }
+        // SAFETY: the PF calls with a tenant it holds a reference on and
+        // a buffer of `len` bytes it owns for the duration of the call.
+        let (this, buf) = unsafe {
+            (
+                Self::from_raw(t),
+                core::slice::from_raw_parts_mut(buf.cast::<u8>(), len),
+            )
+        };
+        match this.ops.dma_rw(iova, buf, write) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by a PF with a tenant it holds a reference on.
+    unsafe extern "C" fn raise_irq(t: *mut bindings::vdcm_tenant, qp: u32) {
+        // SAFETY: the PF holds a reference.
+        unsafe { Self::from_raw(t) }.ops.raise_irq(qp);
+    }
+
+    /// # Safety
+    ///
+    /// Called with a tenant the caller holds a reference on.
+    unsafe extern "C" fn get(t: *mut bindings::vdcm_tenant) {
+        // SAFETY: `t` is the data pointer of a live `Arc<Tenant<T>>` (the
+        // header is at offset 0) on which the caller holds a reference.
+        let borrowed = unsafe { ArcBorrow::<Self>::from_raw(t.cast_const().cast()) };
+        // Leak one new reference: `put` takes it back.
+        let _ = Arc::<Self>::from(borrowed).into_raw();
+    }
+
+    /// # Safety
+    ///
+    /// Called to give back a reference taken with `get`.
+    unsafe extern "C" fn put(t: *mut bindings::vdcm_tenant) {
+        // SAFETY: the caller gives back a reference taken by `get`.
+        drop(unsafe { Arc::<Self>::from_raw(t.cast_const().cast()) });
+    }
+}
+
 #[cfg(vdcm_host)]
 pub use host::*;
 
@@ -589,12 +715,13 @@ mod host {
     use kernel::error::to_result;
     use kernel::prelude::*;
     use kernel::sync::Arc;
-    use kernel::sync::ArcBorrow;
     use kernel::types::ForeignOwnable;
 
     use super::bindings;
     use super::Caps;
     use super::QpStats;
+    use super::Tenant;
+    use super::TenantOps;
     use super::CONTRACT_VERSION;
     use super::MODE_SHARED;
 
@@ -806,117 +933,6 @@ mod host {
                 unsafe { f(self.raw.as_ptr(), portal, &mut s) };
             }
             QpStats::from_raw(&s)
-        }
-    }
-
-    /// What a tenant object does for the PF (`struct vdcm_tenant`).
-    pub trait TenantOps: Send + Sync + 'static {
-        /// Copies between `buf` and the tenant's I/O address space.
-        fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result;
-        /// Signals the completion interrupt of the PF's queue pair `qp`.
-        /// Process context; may sleep.
-        fn raise_irq(&self, qp: u32);
-    }
-
-    /// A tenant object the VDCM gives to PFs: the C header they call through,
-    /// followed by the VDCM's implementation. Always lives in an [`Arc`],
-    /// whose count the PF's `get`/`put` move.
-    #[repr(C)]
-    #[pin_data]
-    pub struct Tenant<T: TenantOps> {
-        raw: bindings::vdcm_tenant,
-        #[pin]
-        ops: T,
-    }
-
-    // SAFETY: the C header only holds function pointers; `T` is `Send + Sync`.
-    unsafe impl<T: TenantOps> Send for Tenant<T> {}
-    // SAFETY: See `Send`.
-    unsafe impl<T: TenantOps> Sync for Tenant<T> {}
-
-    impl<T: TenantOps> Tenant<T> {
-        /// A new tenant object implemented by `ops`.
-        pub fn new(ops: impl PinInit<T, Error>) -> Result<Arc<Self>> {
-            Arc::pin_init(
-                try_pin_init!(Tenant {
-                    raw: bindings::vdcm_tenant {
-                        dma_rw: Some(Self::dma_rw),
-                        raise_irq: Some(Self::raise_irq),
-                        get: Some(Self::get),
-                        put: Some(Self::put),
-                    },
-                    ops <- ops,
-                }),
-                GFP_KERNEL,
-            )
-        }
-
-        /// The VDCM's implementation.
-        pub fn ops(&self) -> &T {
-            &self.ops
-        }
-
-        /// # Safety
-        ///
-        /// `t` must be the header of a live `Tenant<T>` in an `Arc`.
-        unsafe fn from_raw<'a>(t: *mut bindings::vdcm_tenant) -> &'a Self {
-            // SAFETY: `raw` is the first field of the `#[repr(C)]` struct.
-            unsafe { &*t.cast::<Self>() }
-        }
-
-        /// # Safety
-        ///
-        /// Called by a PF with a tenant it holds a reference on and a buffer
-        /// of `len` bytes.
-        unsafe extern "C" fn dma_rw(
-            t: *mut bindings::vdcm_tenant,
-            iova: u64,
-            buf: *mut c_void,
-            len: usize,
-            write: bool,
-        ) -> kernel::ffi::c_int {
-            if buf.is_null() || len == 0 {
-                return EINVAL.to_errno();
-            }
-            // SAFETY: the PF calls with a tenant it holds a reference on and
-            // a buffer of `len` bytes it owns for the duration of the call.
-            let (this, buf) = unsafe {
-                (
-                    Self::from_raw(t),
-                    core::slice::from_raw_parts_mut(buf.cast::<u8>(), len),
-                )
-            };
-            match this.ops.dma_rw(iova, buf, write) {
-                Ok(()) => 0,
-                Err(e) => e.to_errno(),
-            }
-        }
-
-        /// # Safety
-        ///
-        /// Called by a PF with a tenant it holds a reference on.
-        unsafe extern "C" fn raise_irq(t: *mut bindings::vdcm_tenant, qp: u32) {
-            // SAFETY: the PF holds a reference.
-            unsafe { Self::from_raw(t) }.ops.raise_irq(qp);
-        }
-
-        /// # Safety
-        ///
-        /// Called with a tenant the caller holds a reference on.
-        unsafe extern "C" fn get(t: *mut bindings::vdcm_tenant) {
-            // SAFETY: `t` is the data pointer of a live `Arc<Tenant<T>>` (the
-            // header is at offset 0) on which the caller holds a reference.
-            let borrowed = unsafe { ArcBorrow::<Self>::from_raw(t.cast_const().cast()) };
-            // Leak one new reference: `put` takes it back.
-            let _ = Arc::<Self>::from(borrowed).into_raw();
-        }
-
-        /// # Safety
-        ///
-        /// Called to give back a reference taken with `get`.
-        unsafe extern "C" fn put(t: *mut bindings::vdcm_tenant) {
-            // SAFETY: the caller gives back a reference taken by `get`.
-            drop(unsafe { Arc::<Self>::from_raw(t.cast_const().cast()) });
         }
     }
 

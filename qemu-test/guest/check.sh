@@ -148,6 +148,16 @@ pf_without_siov_cap_refused() {
 }
 point pf_without_siov_cap_refused pf_without_siov_cap_refused
 
+# The engine's in-kernel client (the throughput baseline of `make bench`)
+# runs one ring of BATCHes and a ring of MEMMOVEs at load and reports them.
+direct_client_runs() {
+	rmmod vdcm_sim || return 1
+	insmod "$SIM_KO" direct_bench=1 || return 1
+	dmesg | tail -n 20 | grep -E "direct client: 2112 descriptors in [0-9]+ ns, 13107200 bytes of MEMMOVE" ||
+		{ echo "no direct client report"; dmesg | tail -n 5; return 1; }
+}
+point direct_client_runs direct_client_runs
+
 PF_DIR=/sys/class/vdcm_sim/vdcm_sim0
 TYPE_1Q=/sys/class/mdev_bus/vdcm_sim0/mdev_supported_types/vdcm_sim-1q
 

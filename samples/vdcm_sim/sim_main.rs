@@ -16,6 +16,7 @@ use kernel::sync::Arc;
 pub mod vdcm_kernel;
 
 pub mod desc;
+pub mod direct;
 pub mod engine;
 pub mod sim_pf;
 
@@ -42,6 +43,10 @@ module! {
         siov_cap: u32 {
             default: 1,
             description: "1: the PFs' config space shows the SIOV capability; 0: it does not, and the VDCM refuses them",
+        },
+        direct_bench: u32 {
+            default: 0,
+            description: "At load, run at least this many descriptors through PF 0's engine from an in-kernel client (the ADI path's baseline in `make bench`) and log the rate; 0: don't",
         },
         num_portals: u32 {
             default: 1024,
@@ -107,10 +112,21 @@ impl kernel::Module for SimModule {
                 pf::Registration::new(
                     dev.as_ref(),
                     caps,
-                    SimPf::new(queues, *module_parameters::siov_cap.value() != 0)?,
+                    SimPf::new(queues.clone(), *module_parameters::siov_cap.value() != 0)?,
                 ),
                 GFP_KERNEL,
             )?;
+            let direct = *module_parameters::direct_bench.value();
+            if i == 0 && direct > 0 {
+                let r = direct::run(registration.ops(), &queues, direct.into(), 50)?;
+                pr_info!(
+                    "direct client: {} descriptors in {} ns, {} bytes of MEMMOVE in {} ns\n",
+                    r.descs,
+                    r.descs_ns,
+                    r.bytes,
+                    r.bytes_ns
+                );
+            }
             list.push(
                 SimPfDevice {
                     _registration: registration,

@@ -34,6 +34,8 @@ use vdcm_selftests::vfio::CdevDevice;
 
 const PF: &str = "vdcm_sim0";
 const ADI_TYPE: &str = "vdcm_sim-1q";
+/// The type the density benchmark creates: shared ADIs, one portal each.
+const SCALE_TYPE: &str = "vdcm_sim-shared";
 const MTTY_PARENT: &str = "mtty";
 const MTTY_TYPE: &str = "mtty-1";
 /// mtty's BAR0 is a 16550 UART; its scratch register has no side effects.
@@ -164,6 +166,9 @@ struct Params {
     /// Most ADIs to hold open at once, and the time allowed for it.
     max_adis: usize,
     max_secs: f64,
+    /// The in-kernel client's run (vdcm_sim's `direct_bench`, logged at
+    /// load): descriptors and their ns, MEMMOVE bytes and their ns.
+    direct: Option<[f64; 4]>,
 }
 
 impl Params {
@@ -180,7 +185,8 @@ impl Params {
             irq_warm: 200,
             irq_cold: 10,
             max_adis: 4096,
-            max_secs: 240.0,
+            max_secs: 420.0,
+            direct: None,
         };
         let mut args = std::env::args().skip(1);
         let mut max = None;
@@ -194,6 +200,19 @@ impl Params {
                 "--max-adis" => max = Some(val("--max-adis")?),
                 "--descs" => descs = Some(val("--descs")?),
                 "--max-secs" => secs = Some(val("--max-secs")?),
+                "--direct" => {
+                    // "DESCS NS BYTES NS", as vdcm_sim logs them.
+                    let v = val("--direct")?;
+                    let nums: Vec<f64> = v
+                        .split_whitespace()
+                        .map(|x| x.parse::<f64>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("--direct {v:?}: {e}"))?;
+                    let arr: [f64; 4] = nums
+                        .try_into()
+                        .map_err(|_| format!("--direct {v:?}: want 4 numbers"))?;
+                    p.direct = Some(arr);
+                }
                 _ => return Err(format!("unknown argument {a:?}")),
             }
         }
@@ -734,10 +753,11 @@ struct Scale {
     remove_secs: f64,
 }
 
-/// Creates and opens 1q ADIs until creation fails, `p.max_adis` are open
-/// or the time runs out; every one stays open until the end.
+/// Creates and opens shared ADIs (one portal each: the density mode) until
+/// creation fails, `p.max_adis` are open or the time runs out; every one
+/// stays open until the end.
 fn scaling(p: &Params) -> Res<Scale> {
-    let ty = MdevType::new(PF, ADI_TYPE);
+    let ty = MdevType::new(PF, SCALE_TYPE);
     let free = ty.available()?;
     // Two fds per open ADI (device, iommufd).
     let want = (p.max_adis as u64 * 2 + 256) as libc::rlim_t;
@@ -762,7 +782,7 @@ fn scaling(p: &Params) -> Res<Scale> {
     let limit = loop {
         if held.len() >= p.max_adis {
             break format!(
-                "stopped at the benchmark's cap of {} (PF had {free} free queue pairs)",
+                "stopped at the benchmark's cap of {} (PF had {free} free portals)",
                 p.max_adis
             );
         }
@@ -774,7 +794,7 @@ fn scaling(p: &Params) -> Res<Scale> {
             Ok(m) => m,
             Err(e) => {
                 break format!(
-                    "create failed: {e} (the PF had {free} free queue pairs, one per 1q ADI)"
+                    "create failed: {e} (the PF had {free} free portals, one per shared ADI)"
                 )
             }
         };
@@ -865,6 +885,11 @@ fn run(p: &Params) -> Res<J> {
     let bar0_rw = (m(&ac.adi_bar0_read) + m(&ac.adi_bar0_write)) / 2.0;
     let mtty_rw = (m(&ac.mtty_bar0_read) + m(&ac.mtty_bar0_write)) / 2.0;
     let desc_rate = f.descs as f64 / f.secs;
+    let direct_desc = p.direct.map(|[d, ns, _, _]| d / (ns / 1e9));
+    let direct_bytes = p
+        .direct
+        .filter(|[_, _, b, _]| *b > 0.0)
+        .map(|[_, _, b, ns]| b / (ns / 1e9));
     let n = sc.count.max(1) as f64;
     let obj = vec![
         ("quick", J::Num(f64::from(u8::from(p.quick)))),
@@ -898,9 +923,16 @@ fn run(p: &Params) -> Res<J> {
         ("fastpath_traps", J::Num(f.traps as f64)),
         ("adi_desc_per_s", J::Num(desc_rate)),
         ("adi_bytes_per_s", J::Num(f.bytes as f64 / f.bytes_secs)),
-        ("direct_desc_per_s", J::Null),
-        ("direct_bytes_per_s", J::Null),
-        ("adi_vs_direct_throughput_ratio", J::Null),
+        ("direct_desc_per_s", J::opt(direct_desc)),
+        ("direct_bytes_per_s", J::opt(direct_bytes)),
+        (
+            "adi_vs_direct_throughput_ratio",
+            direct_desc.map_or(J::Null, |d| ratio(desc_rate, d)),
+        ),
+        (
+            "adi_vs_direct_bytes_ratio",
+            direct_bytes.map_or(J::Null, |d| ratio(f.bytes as f64 / f.bytes_secs, d)),
+        ),
         ("config_read_ns", J::Num(m(&ac.adi_config_read))),
         ("bar0_read_ns", J::Num(m(&ac.adi_bar0_read))),
         ("bar0_write_ns", J::Num(m(&ac.adi_bar0_write))),
@@ -945,7 +977,10 @@ fn run(p: &Params) -> Res<J> {
                     "reset_adi_vs_vf".into(),
                     ratio(m(&ac.adi_reset), median(&ac.vf_reset)),
                 ),
-                ("throughput_adi_vs_direct".into(), J::Null),
+                (
+                    "throughput_adi_vs_direct".into(),
+                    direct_desc.map_or(J::Null, |d| ratio(desc_rate, d)),
+                ),
             ]),
         ),
     ];

@@ -8,13 +8,15 @@
 # BENCH_QPS: queue pairs of the simulated PF (default 1024, at most 4096).
 # BENCH_PORTALS: its portals (default 4096, at most 16384): one per shared
 # ADI, the bound of max_adis_per_pf.
-# BENCH_ARGS: arguments of vdcm_bench, e.g. "--max-secs 900" for a run to
-# 4096 ADIs (then also VM_TIMEOUT=1800), "--quick" for a smoke run.
+# BENCH_ARGS: arguments of vdcm_bench, e.g. "--quick" for a smoke run.
+# The VM gets 40 minutes (VM_TIMEOUT) unless told otherwise: the density
+# run alone opens up to 4096 ADIs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 KDIR=$("$QT_DIR/build.sh" | tail -n 1)
 export VM_SRIOV=1
+export VM_TIMEOUT=${VM_TIMEOUT:-2400}
 read -r -a args <<<"${BENCH_ARGS:-}"
 set +e
 "$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/bench.sh" "$OUT_DIR" "${BENCH_QPS:-1024}" "${BENCH_PORTALS:-4096}" "${args[@]}" | grep --line-buffered -E '^\[bench\]'

@@ -38,6 +38,7 @@ use crate::desc::Completion;
 use crate::desc::Descriptor;
 use crate::desc::Opcode;
 use crate::desc::Status;
+use crate::sim_pf::QpTable;
 use crate::sim_pf::Queues;
 use crate::sim_pf::DOORBELL_TAIL;
 use crate::sim_pf::PORTAL_SLOTS;
@@ -89,10 +90,17 @@ impl Engine {
 impl Poll for Engine {
     fn poll(&self) -> Option<Jiffies> {
         let mut table = self.queues.table.lock();
-        let table = &mut *table;
+        let QpTable {
+            qps,
+            bufs,
+            ring_buf,
+            batch_buf,
+            portals,
+            ..
+        } = &mut *table;
         let mut started = false;
         let mut worked = false;
-        for (i, q) in table.qps.iter_mut().enumerate() {
+        for (i, q) in qps.iter_mut().enumerate() {
             let (Some(ring), Some((_, tenant))) = (q.ring.as_mut(), q.binding.as_ref()) else {
                 continue;
             };
@@ -119,24 +127,53 @@ impl Poll for Engine {
             let qp = i as u32;
             let mut exec = Exec {
                 tenant,
-                bufs: &mut table.bufs,
+                bufs: &mut *bufs,
+                batch_buf: &mut *batch_buf,
                 stats: &mut q.stats,
                 qp,
             };
-            for _ in 0..pending.min(BUDGET) {
-                let slot = u64::from(ring.head & (ring.size - 1));
-                let iova = ring.base.wrapping_add(slot * desc::DESC_SIZE as u64);
-                if exec.run_at(iova).is_err() {
-                    // The ring itself is unreachable: nothing more can run.
-                    q.ring = None;
-                    break;
+            // Descriptors are fetched a contiguous run of ring slots at a
+            // time: one translated copy instead of one per descriptor.
+            let mut left = pending.min(BUDGET);
+            let mut dead = false;
+            while left > 0 && !dead {
+                let slot = ring.head & (ring.size - 1);
+                let n = left.min(ring.size - slot);
+                let iova = ring
+                    .base
+                    .wrapping_add(u64::from(slot) * desc::DESC_SIZE as u64);
+                let len = n as usize * desc::DESC_SIZE;
+                let fetched = match ring_buf.get_mut(..len) {
+                    Some(chunk) => tenant.dma_rw(iova, chunk, false).is_ok(),
+                    None => false,
+                };
+                for k in 0..n as usize {
+                    if fetched {
+                        let mut raw = [0u8; desc::DESC_SIZE];
+                        let at = k * desc::DESC_SIZE;
+                        raw.copy_from_slice(&ring_buf[at..at + desc::DESC_SIZE]);
+                        exec.complete(&Descriptor::decode(&raw), false);
+                    } else {
+                        // Part of the run is unreachable: one by one, to
+                        // stop at the first slot that is.
+                        let at = iova.wrapping_add((k * desc::DESC_SIZE) as u64);
+                        if exec.run_at(at).is_err() {
+                            dead = true;
+                            break;
+                        }
+                    }
+                    ring.head = ring.head.wrapping_add(1);
                 }
-                ring.head = ring.head.wrapping_add(1);
+                left -= n;
+            }
+            if dead {
+                // The ring itself is unreachable: nothing more can run.
+                q.ring = None;
             }
         }
         // The shared queue pair: each enabled portal's submissions, round
         // robin, each tagged with the portal's PASID (its tenant).
-        for (i, p) in table.portals.iter_mut().enumerate() {
+        for (i, p) in portals.iter_mut().enumerate() {
             let (true, Some((_, tenant))) = (p.enabled, p.binding.as_ref()) else {
                 continue;
             };
@@ -160,7 +197,8 @@ impl Poll for Engine {
             worked = true;
             let mut exec = Exec {
                 tenant,
-                bufs: &mut table.bufs,
+                bufs: &mut *bufs,
+                batch_buf: &mut *batch_buf,
                 stats: &mut p.stats,
                 qp: PORTAL_IRQ | i as u32,
             };
@@ -192,6 +230,8 @@ impl Poll for Engine {
 struct Exec<'a> {
     tenant: &'a TenantRef,
     bufs: &'a mut [VVec<u8>; 2],
+    /// Room for a BATCH's descriptor array.
+    batch_buf: &'a mut KVec<u8>,
     stats: &'a mut QpStats,
     qp: u32,
 }
@@ -330,6 +370,23 @@ impl Exec<'_> {
     /// Runs the descriptors of a BATCH; returns how many failed.
     fn batch(&mut self, d: &Descriptor) -> u32 {
         let mut failed = 0;
+        // The whole array in one translated copy, if it is all reachable.
+        let len = d.size as usize * desc::DESC_SIZE;
+        let fetched = match self.batch_buf.get_mut(..len) {
+            Some(array) => self.tenant.dma_rw(d.src, array, false).is_ok(),
+            None => false,
+        };
+        if fetched {
+            for k in 0..d.size as usize {
+                let mut raw = [0u8; desc::DESC_SIZE];
+                let at = k * desc::DESC_SIZE;
+                raw.copy_from_slice(&self.batch_buf[at..at + desc::DESC_SIZE]);
+                if !self.complete(&Descriptor::decode(&raw), true) {
+                    failed += 1;
+                }
+            }
+            return failed;
+        }
         for k in 0..u64::from(d.size) {
             let iova = d.src.wrapping_add(k * desc::DESC_SIZE as u64);
             let mut raw = [0u8; desc::DESC_SIZE];

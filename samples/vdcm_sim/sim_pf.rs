@@ -86,6 +86,10 @@ pub struct QpTable {
     pub qps: KVec<Qp>,
     /// Staging buffers of the data mover, each `desc::MAX_TRANSFER` bytes.
     pub bufs: [VVec<u8>; 2],
+    /// Descriptors fetched from a ring at once (`engine::BUDGET` slots).
+    pub ring_buf: KVec<u8>,
+    /// A BATCH's descriptor array (`desc::MAX_BATCH` descriptors).
+    pub batch_buf: KVec<u8>,
     /// The portals of the shared queue pair.
     pub portals: KVVec<Portal>,
     /// Counters of queue pairs and portals since freed, for the PF's
@@ -131,6 +135,16 @@ impl Queues {
                 VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
                 VVec::from_elem(0u8, xfer, GFP_KERNEL)?,
             ],
+            ring_buf: KVec::from_elem(
+                0u8,
+                crate::engine::BUDGET as usize * crate::desc::DESC_SIZE,
+                GFP_KERNEL,
+            )?,
+            batch_buf: KVec::from_elem(
+                0u8,
+                crate::desc::MAX_BATCH as usize * crate::desc::DESC_SIZE,
+                GFP_KERNEL,
+            )?,
             portals,
             retired: QpStats::default(),
         };

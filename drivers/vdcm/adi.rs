@@ -200,6 +200,20 @@ struct Ctl {
     ring_pins: KVec<Option<vfio::PinnedPages<Adi>>>,
 }
 
+/// Everything an ADI is made of, gathered before it is initialised.
+struct Parts {
+    link: Arc<PfLink>,
+    reservation: QpReservation,
+    queues: KVec<u32>,
+    portal: Option<u32>,
+    pasid: Pasid,
+    tenant: Arc<Tenant<AdiTenant>>,
+    config: ConfigSpace,
+    bar0: Bar0,
+    ctl: Ctl,
+    irqs: Irqs,
+}
+
 /// What a reset covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ResetScope {
@@ -346,18 +360,18 @@ impl Adi {
                 dev_err!(link.pf.device(), "PF refused a portal: {:?}\n", e);
             })?;
             bar0.set_queue_pasid(0, pasid.id());
-            return Ok(Self::init(
+            return Ok(Self::init(Parts {
                 link,
-                qps,
-                KVec::new(),
-                Some(portal),
+                reservation: qps,
+                queues: KVec::new(),
+                portal: Some(portal),
                 pasid,
                 tenant,
                 config,
                 bar0,
                 ctl,
                 irqs,
-            ));
+            }));
         }
         let mut queues = KVec::with_capacity(n.into(), GFP_KERNEL)?;
         let give_back = |queues: &KVec<u32>| {
@@ -393,25 +407,34 @@ impl Adi {
             }
             bar0.set_queue_pasid(q, pasid.id());
         }
-        Ok(Self::init(
-            link, qps, queues, None, pasid, tenant, config, bar0, ctl, irqs,
-        ))
+        Ok(Self::init(Parts {
+            link,
+            reservation: qps,
+            queues,
+            portal: None,
+            pasid,
+            tenant,
+            config,
+            bar0,
+            ctl,
+            irqs,
+        }))
     }
 
     /// The initialiser of an ADI whose resources are all taken.
-    #[allow(clippy::too_many_arguments)]
-    fn init(
-        link: Arc<PfLink>,
-        reservation: QpReservation,
-        queues: KVec<u32>,
-        portal: Option<u32>,
-        pasid: Pasid,
-        tenant: Arc<Tenant<AdiTenant>>,
-        config: ConfigSpace,
-        bar0: Bar0,
-        ctl: Ctl,
-        irqs: Irqs,
-    ) -> impl PinInit<Self, Error> {
+    fn init(p: Parts) -> impl PinInit<Self, Error> {
+        let Parts {
+            link,
+            reservation,
+            queues,
+            portal,
+            pasid,
+            tenant,
+            config,
+            bar0,
+            ctl,
+            irqs,
+        } = p;
         try_pin_init!(Adi {
             link,
             reservation,

@@ -107,7 +107,7 @@ point mdevctl_lifecycle mdevctl_lifecycle
 # An unmodified VMM takes an ADI: QEMU's vfio-pci realizes it (reads the
 # config space, the regions and their sparse-mmap areas, maps BAR2, sets up
 # MSI-X, resets it) through iommufd or the legacy group. The guest CPU is
-# never started (-S): a nested TCG guest would take far too long to boot.
+# never started (-S): there is no guest driver to run yet.
 vmm_realize() {
 	local mode=$1 uuid dir backend out resets
 	uuid=$(cat /proc/sys/kernel/random/uuid)

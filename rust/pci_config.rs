@@ -249,6 +249,18 @@ pub struct SiovDvsec {
     pub capabilities: u32,
 }
 
+impl SiovDvsec {
+    /// A function that supports, and starts with, 4 KiB pages only; no
+    /// flags, dependency link or capabilities.
+    pub const PAGES_4K: SiovDvsec = SiovDvsec {
+        flags: 0,
+        function_dependency_link: 0,
+        supported_page_sizes: 1,
+        system_page_size: 1,
+        capabilities: 0,
+    };
+}
+
 /// Offset of the System Page Size register inside the SIOV DVSEC.
 pub const SIOV_SYSTEM_PAGE_SIZE: usize = 0x10;
 

@@ -109,14 +109,7 @@ fn config_space(vectors: u16, bar2_size: u64) -> Result<ConfigSpace> {
         pba_bar: 0,
         pba_offset: regs::MSIX_PBA as u32,
     })?
-    .siov_dvsec(&pci_config::SiovDvsec {
-        flags: 0,
-        function_dependency_link: 0,
-        // 4 KiB pages only.
-        supported_page_sizes: 1,
-        system_page_size: 1,
-        capabilities: 0,
-    })?
+    .siov_dvsec(&pci_config::SiovDvsec::PAGES_4K)?
     .build()
 }
 
@@ -198,20 +191,6 @@ struct Ctl {
     /// Per queue: the pages of its ring, pinned while the queue runs. A
     /// tenant unmapping any of them stops the queue (`dma_unmap`).
     ring_pins: KVec<Option<vfio::PinnedPages<Adi>>>,
-}
-
-/// Everything an ADI is made of, gathered before it is initialised.
-struct Parts {
-    link: Arc<PfLink>,
-    reservation: QpReservation,
-    queues: KVec<u32>,
-    portal: Option<u32>,
-    pasid: Pasid,
-    tenant: Arc<Tenant<AdiTenant>>,
-    config: ConfigSpace,
-    bar0: Bar0,
-    ctl: Ctl,
-    irqs: Irqs,
 }
 
 /// What a reset covers.
@@ -355,89 +334,20 @@ impl Adi {
             ring_pins.push(None, GFP_KERNEL)?;
         }
         let ctl = Ctl { ring_pins };
-        if shared {
+        let (queues, portal) = if shared {
             let portal = link.pf.portal_alloc(pasid.id(), &tenant).inspect_err(|e| {
                 dev_err!(link.pf.device(), "PF refused a portal: {:?}\n", e);
             })?;
-            bar0.set_queue_pasid(0, pasid.id());
-            return Ok(Self::init(Parts {
-                link,
-                reservation: qps,
-                queues: KVec::new(),
-                portal: Some(portal),
-                pasid,
-                tenant,
-                config,
-                bar0,
-                ctl,
-                irqs,
-            }));
-        }
-        let mut queues = KVec::with_capacity(n.into(), GFP_KERNEL)?;
-        let give_back = |queues: &KVec<u32>| {
-            for &qp in queues.iter() {
-                link.pf.qp_unbind(qp);
-                link.pf.qp_free(qp);
-            }
+            (KVec::new(), Some(portal))
+        } else {
+            (Self::take_queue_pairs(&link, n, &pasid, &tenant)?, None)
         };
         for q in 0..n {
-            let qp = match link.pf.qp_alloc() {
-                Ok(qp) => qp,
-                Err(e) => {
-                    give_back(&queues);
-                    dev_err!(link.pf.device(), "PF refused a queue pair: {:?}\n", e);
-                    return Err(e);
-                }
-            };
-            if let Err(e) = queues.push(qp, GFP_KERNEL) {
-                link.pf.qp_free(qp);
-                give_back(&queues);
-                return Err(e.into());
-            }
-            if let Err(e) = link.pf.qp_bind(qp, pasid.id(), &tenant) {
-                give_back(&queues);
-                dev_err!(
-                    link.pf.device(),
-                    "PF refused PASID {} for queue pair {}: {:?}\n",
-                    pasid.id(),
-                    qp,
-                    e
-                );
-                return Err(e);
-            }
             bar0.set_queue_pasid(q, pasid.id());
         }
-        Ok(Self::init(Parts {
+        Ok(try_pin_init!(Adi {
             link,
             reservation: qps,
-            queues,
-            portal: None,
-            pasid,
-            tenant,
-            config,
-            bar0,
-            ctl,
-            irqs,
-        }))
-    }
-
-    /// The initialiser of an ADI whose resources are all taken.
-    fn init(p: Parts) -> impl PinInit<Self, Error> {
-        let Parts {
-            link,
-            reservation,
-            queues,
-            portal,
-            pasid,
-            tenant,
-            config,
-            bar0,
-            ctl,
-            irqs,
-        } = p;
-        try_pin_init!(Adi {
-            link,
-            reservation,
             queues,
             portal,
             released: Atomic::new(false),
@@ -460,7 +370,51 @@ impl Adi {
                 interrupts: Atomic::new(0),
             },
             log_limit: RateLimit::new(),
-        })
+        }))
+    }
+
+    /// Takes `n` queue pairs from the PF of `link` and binds each to
+    /// `pasid` and `tenant`; on failure gives back what it took.
+    fn take_queue_pairs(
+        link: &PfLink,
+        n: u16,
+        pasid: &Pasid,
+        tenant: &Arc<Tenant<AdiTenant>>,
+    ) -> Result<KVec<u32>> {
+        let mut queues = KVec::with_capacity(n.into(), GFP_KERNEL)?;
+        let give_back = |queues: &KVec<u32>| {
+            for &qp in queues.iter() {
+                link.pf.qp_unbind(qp);
+                link.pf.qp_free(qp);
+            }
+        };
+        for _ in 0..n {
+            let qp = match link.pf.qp_alloc() {
+                Ok(qp) => qp,
+                Err(e) => {
+                    give_back(&queues);
+                    dev_err!(link.pf.device(), "PF refused a queue pair: {:?}\n", e);
+                    return Err(e);
+                }
+            };
+            if let Err(e) = queues.push(qp, GFP_KERNEL) {
+                link.pf.qp_free(qp);
+                give_back(&queues);
+                return Err(e.into());
+            }
+            if let Err(e) = link.pf.qp_bind(qp, pasid.id(), tenant) {
+                give_back(&queues);
+                dev_err!(
+                    link.pf.device(),
+                    "PF refused PASID {} for queue pair {}: {:?}\n",
+                    pasid.id(),
+                    qp,
+                    e
+                );
+                return Err(e);
+            }
+        }
+        Ok(queues)
     }
 
     /// The queues of the ADI: its dedicated queue pairs, or 1 (its portal).

@@ -215,13 +215,7 @@ const PF_IDS: pci_config::DeviceIds = pci_config::DeviceIds {
 fn pf_config(siov: bool) -> Result<ConfigSpace> {
     let b = pci_config::ConfigBuilder::new(&PF_IDS)?.pcie_endpoint()?;
     let b = if siov {
-        b.siov_dvsec(&pci_config::SiovDvsec {
-            flags: 0,
-            function_dependency_link: 0,
-            supported_page_sizes: 1,
-            system_page_size: 1,
-            capabilities: 0,
-        })?
+        b.siov_dvsec(&pci_config::SiovDvsec::PAGES_4K)?
     } else {
         b
     };

@@ -288,18 +288,34 @@ pub const IRQ_SET_NONE_MASK: u32 = 1 | (1 << 3);
 /// `DATA_NONE | ACTION_UNMASK`.
 pub const IRQ_SET_NONE_UNMASK: u32 = 1 | (1 << 4);
 
-/// Installs `efd` as the trigger of MSI-X vector `vector`.
-pub fn set_vector_eventfd(dev: &File, vector: u32, efd: &File) -> Result<(), String> {
+/// IRQ index of the error notifier (`VFIO_PCI_ERR_IRQ_INDEX`).
+pub const ERR_INDEX: u32 = 3;
+/// IRQ index of the request notifier (`VFIO_PCI_REQ_IRQ_INDEX`).
+pub const REQ_INDEX: u32 = 4;
+
+/// Installs `efd` as the trigger of interrupt `start` of IRQ index `index`.
+pub fn set_eventfd(dev: &File, index: u32, start: u32, efd: &File) -> Result<(), String> {
     set_irqs_raw(
         dev,
         IRQ_SET_EVENTFD_TRIGGER,
-        MSIX_INDEX,
-        vector,
+        index,
+        start,
         1,
         &efd.as_raw_fd().to_ne_bytes(),
         None,
     )
-    .map_err(|e| format!("VFIO_DEVICE_SET_IRQS(eventfd, vector {vector}): {e}"))
+    .map_err(|e| format!("VFIO_DEVICE_SET_IRQS(eventfd, index {index}, {start}): {e}"))
+}
+
+/// Installs `efd` as the trigger of MSI-X vector `vector`.
+pub fn set_vector_eventfd(dev: &File, vector: u32, efd: &File) -> Result<(), String> {
+    set_eventfd(dev, MSIX_INDEX, vector, efd)
+}
+
+/// Issues `VFIO_DEVICE_SET_IRQS` with `DATA_NONE` and action `flags` on
+/// `count` MSI-X vectors from 0 (`count == 0`: the whole index).
+pub fn set_vectors_none(dev: &File, flags: u32, count: u32) -> io::Result<()> {
+    set_irqs_raw(dev, flags, MSIX_INDEX, 0, count, &[], None)
 }
 
 /// One 64-byte descriptor.
@@ -513,5 +529,49 @@ impl Portal {
         self.tail = self.tail.wrapping_add(1);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         self.page.write_u32(PORTAL_TAIL, self.tail);
+    }
+}
+
+/// An ADI of a type, created and opened through its iommufd cdev, with
+/// `mem` mapped into its IOAS and MSI-X vector 0 wired to `efd`: what a
+/// test needs to drive the data path. Fields drop in order: the mappings
+/// and fds close before the ADI is removed (removal waits for them).
+pub struct Tenant {
+    /// The opened device.
+    pub dev: CdevDevice,
+    /// The tenant's memory, mapped at the IOVA given to `new`.
+    pub mem: DmaMem,
+    /// The eventfd of MSI-X vector 0.
+    pub efd: File,
+    /// The ADI, removed on drop.
+    pub mdev: crate::mdev::Removed,
+}
+
+impl Tenant {
+    /// Creates an ADI of type `ty`, opens it, maps `mem_len` bytes of fresh
+    /// memory at `iova` and installs an eventfd on vector 0.
+    pub fn new(ty: &crate::mdev::MdevType, mem_len: usize, iova: u64) -> Result<Self, String> {
+        let mdev = crate::mdev::Removed(ty.create()?.map_err(|e| format!("create: {e}"))?);
+        let dev = CdevDevice::open(mdev.0.cdev()?)?;
+        let mem = DmaMem::new(mem_len).map_err(|e| format!("mmap: {e}"))?;
+        map(&dev, &mem, iova)?;
+        let efd = eventfd().map_err(|e| format!("eventfd: {e}"))?;
+        set_vector_eventfd(&dev.device, 0, &efd)?;
+        Ok(Tenant {
+            dev,
+            mem,
+            efd,
+            mdev,
+        })
+    }
+
+    /// The ADI's counter `stats/<name>`.
+    pub fn stat(&self, name: &str) -> Result<u64, String> {
+        crate::sysfs::read_u64(self.mdev.0.dir().join("stats").join(name))
+    }
+
+    /// Slow-path traps so far, over all regions.
+    pub fn traps(&self) -> Result<u64, String> {
+        Ok(self.stat("traps_bar0")? + self.stat("traps_config")? + self.stat("traps_bar2")?)
     }
 }

@@ -94,3 +94,14 @@ impl Mdev {
         sysfs::write(self.dir.join("remove"), "1")
     }
 }
+
+/// An mdev removed when this guard is dropped. Declared after the device
+/// fds that use it in a struct (fields drop in order), it is removed only
+/// once they are closed: removal waits for the device's users.
+pub struct Removed(pub Mdev);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = self.0.remove();
+    }
+}

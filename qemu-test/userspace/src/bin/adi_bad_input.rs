@@ -18,8 +18,8 @@ use std::os::fd::AsRawFd;
 use vdcm_selftests::adv;
 use vdcm_selftests::adv::BadInputs;
 use vdcm_selftests::dma;
-use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::mdev::Removed as Adi;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::note;
 use vdcm_selftests::tap::Outcome;
@@ -47,15 +47,6 @@ fn words(fields: &[u32], len: usize) -> Vec<u8> {
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
-}
-
-/// Removes the ADI when dropped (after the device fds, declared before).
-struct Adi(Mdev);
-
-impl Drop for Adi {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
 }
 
 fn create(ty: &str) -> Result<Adi, String> {

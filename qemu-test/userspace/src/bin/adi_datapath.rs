@@ -16,8 +16,9 @@ use vdcm_selftests::dma;
 use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Queue;
-use vdcm_selftests::mdev::Mdev;
+use vdcm_selftests::dma::Tenant;
 use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::mdev::Removed;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::ensure;
 use vdcm_selftests::tap::Outcome;
@@ -36,48 +37,25 @@ const DST: usize = 0x20000;
 const MEM: usize = 0x40000;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Removes the ADI when dropped.
-struct Removed(Mdev);
+/// A 1-queue ADI, opened, with `MEM` bytes mapped at `IOVA` and vector 0
+/// on an eventfd.
+struct Setup(Tenant);
 
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
+impl std::ops::Deref for Setup {
+    type Target = Tenant;
+
+    fn deref(&self) -> &Tenant {
+        &self.0
     }
-}
-
-/// An opened ADI with its memory mapped and vector 0 wired to an eventfd.
-/// Fields drop in order: the device is closed before the ADI is removed
-/// (removal waits for the user to close it).
-struct Setup {
-    dev: CdevDevice,
-    mem: DmaMem,
-    efd: std::fs::File,
-    mdev: Removed,
 }
 
 impl Setup {
     fn new() -> Result<Self, String> {
-        let ty = MdevType::new(PF, "vdcm_sim-1q");
-        let mdev = ty.create()?.map_err(|e| format!("create: {e}"))?;
-        let dev = CdevDevice::open(mdev.cdev()?)?;
-        let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
-        dma::map(&dev, &mem, IOVA)?;
-        let efd = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-        dma::set_vector_eventfd(&dev.device, 0, &efd)?;
-        Ok(Setup {
-            dev,
-            mem,
-            efd,
-            mdev: Removed(mdev),
-        })
+        Tenant::new(&MdevType::new(PF, "vdcm_sim-1q"), MEM, IOVA).map(Setup)
     }
 
     fn queue(&self) -> Result<Queue<'_>, String> {
         Queue::start(&self.dev, &self.mem, IOVA, 0, RING, 64, 0)
-    }
-
-    fn stat(&self, name: &str) -> Result<u64, String> {
-        sysfs::read_u64(self.mdev.0.dir().join("stats").join(name))
     }
 
     /// Runs `descs` (one completion record each, slot i) and waits for
@@ -546,77 +524,27 @@ fn set_irqs_validation() -> Outcome {
     }
     // Loopback: DATA_NONE trigger fires vector 0; masked, it pends until
     // unmasked.
-    dma::set_irqs_raw(
-        dev,
-        dma::IRQ_SET_NONE_TRIGGER,
-        dma::MSIX_INDEX,
-        0,
-        1,
-        &[],
-        None,
-    )
-    .map_err(|e| format!("loopback trigger: {e}"))?;
+    dma::set_vectors_none(dev, dma::IRQ_SET_NONE_TRIGGER, 1)
+        .map_err(|e| format!("loopback trigger: {e}"))?;
     ensure(dma::wait_eventfd(&s.efd, TIMEOUT) == 1, || {
         "loopback trigger did not signal the eventfd".into()
     })?;
-    dma::set_irqs_raw(
-        dev,
-        dma::IRQ_SET_NONE_MASK,
-        dma::MSIX_INDEX,
-        0,
-        1,
-        &[],
-        None,
-    )
-    .map_err(|e| format!("mask: {e}"))?;
-    dma::set_irqs_raw(
-        dev,
-        dma::IRQ_SET_NONE_TRIGGER,
-        dma::MSIX_INDEX,
-        0,
-        1,
-        &[],
-        None,
-    )
-    .map_err(|e| format!("trigger while masked: {e}"))?;
+    dma::set_vectors_none(dev, dma::IRQ_SET_NONE_MASK, 1).map_err(|e| format!("mask: {e}"))?;
+    dma::set_vectors_none(dev, dma::IRQ_SET_NONE_TRIGGER, 1)
+        .map_err(|e| format!("trigger while masked: {e}"))?;
     ensure(
         dma::wait_eventfd(&s.efd, Duration::from_millis(100)) == 0,
         || "a masked vector signalled".into(),
     )?;
-    dma::set_irqs_raw(
-        dev,
-        dma::IRQ_SET_NONE_UNMASK,
-        dma::MSIX_INDEX,
-        0,
-        1,
-        &[],
-        None,
-    )
-    .map_err(|e| format!("unmask: {e}"))?;
+    dma::set_vectors_none(dev, dma::IRQ_SET_NONE_UNMASK, 1).map_err(|e| format!("unmask: {e}"))?;
     ensure(dma::wait_eventfd(&s.efd, TIMEOUT) == 1, || {
         "the pending vector was not delivered on unmask".into()
     })?;
     // Disable all: later triggers reach nothing.
-    dma::set_irqs_raw(
-        dev,
-        dma::IRQ_SET_NONE_TRIGGER,
-        dma::MSIX_INDEX,
-        0,
-        0,
-        &[],
-        None,
-    )
-    .map_err(|e| format!("disable: {e}"))?;
-    dma::set_irqs_raw(
-        dev,
-        dma::IRQ_SET_NONE_TRIGGER,
-        dma::MSIX_INDEX,
-        0,
-        1,
-        &[],
-        None,
-    )
-    .map_err(|e| format!("trigger after disable: {e}"))?;
+    dma::set_vectors_none(dev, dma::IRQ_SET_NONE_TRIGGER, 0)
+        .map_err(|e| format!("disable: {e}"))?;
+    dma::set_vectors_none(dev, dma::IRQ_SET_NONE_TRIGGER, 1)
+        .map_err(|e| format!("trigger after disable: {e}"))?;
     ensure(
         dma::wait_eventfd(&s.efd, Duration::from_millis(100)) == 0,
         || "a disabled vector signalled".into(),
@@ -905,16 +833,7 @@ fn ring_unmap_stops_queue() -> Outcome {
     let running = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
     ensure(running == 1, || format!("STATUS {running:#x} after enable"))?;
     let err = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    dma::set_irqs_raw(
-        &s.dev.device,
-        dma::IRQ_SET_EVENTFD_TRIGGER,
-        3,
-        0,
-        1,
-        &std::os::fd::AsRawFd::as_raw_fd(&err).to_ne_bytes(),
-        None,
-    )
-    .map_err(|e| format!("SET_IRQS(error notifier): {e}"))?;
+    dma::set_eventfd(&s.dev.device, dma::ERR_INDEX, 0, &err)?;
     dma::unmap(&s.dev, ring_iova, 0x1000)?;
     ensure(dma::wait_eventfd(&err, TIMEOUT) == 1, || {
         "the error notifier was not signalled for the ring fault".into()

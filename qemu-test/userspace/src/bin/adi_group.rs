@@ -17,6 +17,7 @@ use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::mdev::Removed;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::ensure;
 use vdcm_selftests::tap::Outcome;
@@ -69,15 +70,6 @@ struct Setup {
     bar0: u64,
     cfg: u64,
     mdev: Removed,
-}
-
-/// Removes the ADI when dropped (after the fields declared before it).
-struct Removed(Mdev);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
 }
 
 fn group_of(m: &Mdev) -> Result<u32, String> {

@@ -239,16 +239,7 @@ fn remove_while_open() -> Outcome {
     // The user installs a request eventfd (VFIO_PCI_REQ_IRQ_INDEX): the
     // removal asks through it, as it asks a VMM to unplug the device.
     let req = vdcm_selftests::dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    vdcm_selftests::dma::set_irqs_raw(
-        &dev.device,
-        vdcm_selftests::dma::IRQ_SET_EVENTFD_TRIGGER,
-        4,
-        0,
-        1,
-        &std::os::fd::AsRawFd::as_raw_fd(&req).to_ne_bytes(),
-        None,
-    )
-    .map_err(|e| format!("SET_IRQS(request notifier): {e}"))?;
+    vdcm_selftests::dma::set_eventfd(&dev.device, vdcm_selftests::dma::REQ_INDEX, 0, &req)?;
     let dir = m.dir().to_path_buf();
     let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
     let asked = vdcm_selftests::dma::wait_eventfd(&req, std::time::Duration::from_secs(5));

@@ -11,16 +11,15 @@ use std::time::Duration;
 
 use vdcm_selftests::dma;
 use vdcm_selftests::dma::Desc;
-use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Portal;
 use vdcm_selftests::dma::Queue;
-use vdcm_selftests::mdev::Mdev;
+use vdcm_selftests::dma::Tenant;
 use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::mdev::Removed;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::ensure;
 use vdcm_selftests::tap::Outcome;
 use vdcm_selftests::tap::Reporter;
-use vdcm_selftests::vfio::CdevDevice;
 
 const PF: &str = "vdcm_sim0";
 const PORTALS: u64 = 1024;
@@ -31,58 +30,27 @@ const DST: usize = 0x2000;
 const COMPL: usize = 0x3000;
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Removes the ADI when dropped.
-struct Removed(Mdev);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
-}
-
 fn shared_type() -> MdevType {
     MdevType::new(PF, "vdcm_sim-shared")
 }
 
 /// An opened ADI of type `ty` with `MEM` bytes mapped at `IOVA` and
-/// vector 0 on an eventfd. Fields drop in order: device before ADI.
-struct Tenant {
-    dev: CdevDevice,
-    mem: DmaMem,
-    efd: std::fs::File,
-    mdev: Removed,
+/// vector 0 on an eventfd.
+fn tenant(ty: &MdevType) -> Result<Tenant, String> {
+    Tenant::new(ty, MEM, IOVA)
 }
 
-impl Tenant {
-    fn new(ty: &MdevType) -> Result<Self, String> {
-        let mdev = Removed(ty.create()?.map_err(|e| format!("create: {e}"))?);
-        let dev = CdevDevice::open(mdev.0.cdev()?)?;
-        let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
-        dma::map(&dev, &mem, IOVA)?;
-        let efd = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-        dma::set_vector_eventfd(&dev.device, 0, &efd)?;
-        Ok(Tenant {
-            dev,
-            mem,
-            efd,
-            mdev,
-        })
-    }
-
-    fn stat(&self, name: &str) -> Result<u64, String> {
-        sysfs::read_u64(self.mdev.0.dir().join("stats").join(name))
-    }
-
-    fn memmove(&self) -> Desc {
-        Desc {
-            opcode: dma::OP_MEMMOVE,
-            flags: dma::FLAG_INTERRUPT,
-            size: 256,
-            src: IOVA + SRC as u64,
-            dst: IOVA + DST as u64,
-            completion: IOVA + COMPL as u64,
-            ..Default::default()
-        }
+/// A 256-byte MEMMOVE from `SRC` to `DST` with a completion record and an
+/// interrupt.
+fn memmove() -> Desc {
+    Desc {
+        opcode: dma::OP_MEMMOVE,
+        flags: dma::FLAG_INTERRUPT,
+        size: 256,
+        src: IOVA + SRC as u64,
+        dst: IOVA + DST as u64,
+        completion: IOVA + COMPL as u64,
+        ..Default::default()
     }
 }
 
@@ -100,11 +68,11 @@ fn shared_type_listed() -> Outcome {
 }
 
 fn portal_memmove_irq() -> Outcome {
-    let t = Tenant::new(&shared_type())?;
+    let t = tenant(&shared_type())?;
     let data: Vec<u8> = (0..256u32).map(|i| (i * 7 + 3) as u8).collect();
     t.mem.write(SRC, &data);
     let mut p = Portal::start(&t.dev, 0)?;
-    p.submit(&t.memmove());
+    p.submit(&memmove());
     let c =
         dma::wait_completion(&t.mem, COMPL, TIMEOUT).ok_or("no completion through the portal")?;
     ensure(c.status == dma::ST_SUCCESS && c.done == 256, || {
@@ -161,26 +129,26 @@ fn check_pair(a: &Tenant, b: &Tenant, submit: impl Fn(&Tenant) -> Result<(), Str
 }
 
 fn isolation_overlapping_iovas_shared() -> Outcome {
-    let (a, b) = (Tenant::new(&shared_type())?, Tenant::new(&shared_type())?);
+    let (a, b) = (tenant(&shared_type())?, tenant(&shared_type())?);
     let pa = std::cell::RefCell::new(Portal::start(&a.dev, 0)?);
     let pb = std::cell::RefCell::new(Portal::start(&b.dev, 0)?);
     check_pair(&a, &b, |t| {
         let p = if std::ptr::eq(t, &a) { &pa } else { &pb };
-        p.borrow_mut().submit(&t.memmove());
+        p.borrow_mut().submit(&memmove());
         Ok(())
     })
 }
 
 fn isolation_overlapping_iovas_dedicated() -> Outcome {
     let ty = MdevType::new(PF, "vdcm_sim-1q");
-    let (a, b) = (Tenant::new(&ty)?, Tenant::new(&ty)?);
+    let (a, b) = (tenant(&ty)?, tenant(&ty)?);
     // Rings at IOVA + 0x8000 in each tenant's own memory.
     let qa = std::cell::RefCell::new(Queue::start(&a.dev, &a.mem, IOVA, 0, 0x8000, 64, 0)?);
     let qb = std::cell::RefCell::new(Queue::start(&b.dev, &b.mem, IOVA, 0, 0x8000, 64, 0)?);
     check_pair(&a, &b, |t| {
         let q = if std::ptr::eq(t, &a) { &qa } else { &qb };
         let mut q = q.borrow_mut();
-        q.push(&t.memmove());
+        q.push(&memmove());
         q.ring();
         Ok(())
     })
@@ -188,12 +156,12 @@ fn isolation_overlapping_iovas_dedicated() -> Outcome {
 
 fn isolation_doorbell_cannot_run_other_adi() -> Outcome {
     let ty = MdevType::new(PF, "vdcm_sim-1q");
-    let (a, b) = (Tenant::new(&ty)?, Tenant::new(&ty)?);
+    let (a, b) = (tenant(&ty)?, tenant(&ty)?);
     let mut qa = Queue::start(&a.dev, &a.mem, IOVA, 0, 0x8000, 64, 0)?;
     let mut qb = Queue::start(&b.dev, &b.mem, IOVA, 0, 0x8000, 64, 0)?;
     // B posts work but does not ring; A rings its own doorbell.
     b.mem.write(SRC, &[0xbb; 256]);
-    qb.push(&b.memmove());
+    qb.push(&memmove());
     qa.push(&Desc {
         completion: IOVA + COMPL as u64,
         ..Default::default()
@@ -245,7 +213,7 @@ fn shared_many_adis() -> Outcome {
 /// After a reset, nothing a tenant left in its portal or doorbell page is
 /// readable: the next user of the ADI starts from clean pages.
 fn isolation_reset_clears_pages() -> Outcome {
-    let t = Tenant::new(&shared_type())?;
+    let t = tenant(&shared_type())?;
     let p = Portal::start(&t.dev, 0)?;
     // A descriptor written into slot 5, never submitted.
     p.page().write_bytes(5 * 64, &[0x5a; 64]);
@@ -257,7 +225,7 @@ fn isolation_reset_clears_pages() -> Outcome {
     ensure(left == 0, || {
         format!("portal page holds {left:#x} after reset")
     })?;
-    let d = Tenant::new(&MdevType::new(PF, "vdcm_sim-1q"))?;
+    let d = tenant(&MdevType::new(PF, "vdcm_sim-1q"))?;
     let q = Queue::start(&d.dev, &d.mem, IOVA, 0, 0x8000, 64, 0)?;
     drop(q);
     let bell = d

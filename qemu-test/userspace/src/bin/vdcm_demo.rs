@@ -12,10 +12,9 @@ use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Portal;
 use vdcm_selftests::dma::Queue;
-use vdcm_selftests::mdev::Mdev;
+use vdcm_selftests::dma::Tenant;
 use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::sysfs;
-use vdcm_selftests::vfio::CdevDevice;
 
 const PF: &str = "vdcm_sim0";
 const IOVA: u64 = 0x10_0000;
@@ -26,15 +25,6 @@ const DST: usize = 0x20000;
 const MEM: usize = 0x30000;
 const ROUNDS: usize = 200;
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Removes the ADI when dropped (after the device, declared before it).
-struct Removed(Mdev);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = self.0.remove();
-    }
-}
 
 fn say(line: impl std::fmt::Display) {
     println!("[run] {line}");
@@ -83,7 +73,7 @@ fn traffic(
     Ok((irqs, start.elapsed()))
 }
 
-fn show_stats(name: &str, m: &Mdev) -> Result<(), String> {
+fn show_stats(name: &str, t: &Tenant) -> Result<(), String> {
     let mut line = String::new();
     for s in [
         "pasid",
@@ -96,11 +86,23 @@ fn show_stats(name: &str, m: &Mdev) -> Result<(), String> {
         "traps_bar2",
         "resets",
     ] {
-        let v = sysfs::read_u64(m.dir().join("stats").join(s))?;
+        let v = t.stat(s)?;
         line.push_str(&format!(" {s}={v}"));
     }
     say(format!("{name} stats:{line}"));
     Ok(())
+}
+
+/// Creates and opens an ADI of type `ty` (a `what` ADI) with memory mapped
+/// and vector 0 on an eventfd, and says so.
+fn open(ty: &MdevType, what: &str) -> Result<Tenant, String> {
+    let t = Tenant::new(ty, MEM, IOVA)?;
+    say(format!(
+        "{what} ADI {} open through {}",
+        t.mdev.0.uuid(),
+        t.mdev.0.cdev()?.display()
+    ));
+    Ok(t)
 }
 
 fn run() -> Result<(), String> {
@@ -113,23 +115,9 @@ fn run() -> Result<(), String> {
         ));
     }
     // A dedicated ADI: a queue pair of its own, rung through its doorbell.
-    let ded = Removed(
-        MdevType::new(PF, "vdcm_sim-1q")
-            .create()?
-            .map_err(|e| e.to_string())?,
-    );
-    let dev = CdevDevice::open(ded.0.cdev()?)?;
-    let mem = DmaMem::new(MEM).map_err(|e| e.to_string())?;
-    dma::map(&dev, &mem, IOVA)?;
-    let efd = dma::eventfd().map_err(|e| e.to_string())?;
-    dma::set_vector_eventfd(&dev.device, 0, &efd)?;
-    say(format!(
-        "dedicated ADI {} open through {}",
-        ded.0.uuid(),
-        ded.0.cdev()?.display()
-    ));
-    let mut q = Queue::start(&dev, &mem, IOVA, 0, RING, 64, 0)?;
-    let (irqs, took) = traffic(&mem, &efd, |descs| {
+    let ded = open(&MdevType::new(PF, "vdcm_sim-1q"), "dedicated")?;
+    let mut q = Queue::start(&ded.dev, &ded.mem, IOVA, 0, RING, 64, 0)?;
+    let (irqs, took) = traffic(&ded.mem, &ded.efd, |descs| {
         for d in descs {
             q.push(d);
         }
@@ -138,26 +126,12 @@ fn run() -> Result<(), String> {
     say(format!(
         "dedicated ADI: {ROUNDS} x (4 KiB MEMMOVE + CRC32C) in {took:?}, {irqs} interrupts, data verified"
     ));
-    show_stats("dedicated ADI", &ded.0)?;
+    show_stats("dedicated ADI", &ded)?;
 
     // A shared ADI: a portal on the PF's shared queue pair.
-    let sh = Removed(
-        MdevType::new(PF, "vdcm_sim-shared")
-            .create()?
-            .map_err(|e| e.to_string())?,
-    );
-    let sdev = CdevDevice::open(sh.0.cdev()?)?;
-    let smem = DmaMem::new(MEM).map_err(|e| e.to_string())?;
-    dma::map(&sdev, &smem, IOVA)?;
-    let sefd = dma::eventfd().map_err(|e| e.to_string())?;
-    dma::set_vector_eventfd(&sdev.device, 0, &sefd)?;
-    say(format!(
-        "shared ADI {} open through {}",
-        sh.0.uuid(),
-        sh.0.cdev()?.display()
-    ));
-    let mut p = Portal::start(&sdev, 0)?;
-    let (irqs, took) = traffic(&smem, &sefd, |descs| {
+    let sh = open(&MdevType::new(PF, "vdcm_sim-shared"), "shared")?;
+    let mut p = Portal::start(&sh.dev, 0)?;
+    let (irqs, took) = traffic(&sh.mem, &sh.efd, |descs| {
         for d in descs {
             p.submit(d);
         }
@@ -165,7 +139,7 @@ fn run() -> Result<(), String> {
     say(format!(
         "shared ADI: {ROUNDS} x (4 KiB MEMMOVE + CRC32C) in {took:?}, {irqs} interrupts, data verified"
     ));
-    show_stats("shared ADI", &sh.0)?;
+    show_stats("shared ADI", &sh)?;
     Ok(())
 }
 

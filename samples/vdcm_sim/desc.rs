@@ -3,6 +3,10 @@
 //! The simulated PF's descriptor and completion-record formats: the ABI a
 //! tenant (a user-space test, a guest driver) programs the data mover with.
 //!
+//! Both sides use this file: the simulated PF's engine decodes descriptors
+//! and encodes completion records; the guest driver (`samples/vdcm_guest`)
+//! encodes descriptors and decodes completion records.
+//!
 //! A descriptor is 64 bytes, little endian, in the tenant's memory on a
 //! ring of 64-byte slots:
 //!
@@ -59,7 +63,8 @@ pub enum Opcode {
 }
 
 impl Opcode {
-    fn from_raw(raw: u8) -> Option<Self> {
+    /// The opcode a raw byte names, if any.
+    pub fn from_raw(raw: u8) -> Option<Self> {
         Some(match raw {
             0 => Opcode::Nop,
             1 => Opcode::MemMove,
@@ -89,6 +94,22 @@ pub enum Status {
     InvalidField = 5,
     /// A descriptor of the BATCH failed (see its own completion record).
     BatchFailed = 6,
+}
+
+impl Status {
+    /// The status a raw byte names; `None` for 0 ("not done yet") and for
+    /// values the device never writes.
+    pub fn from_raw(raw: u8) -> Option<Self> {
+        Some(match raw {
+            1 => Status::Success,
+            2 => Status::PageFault,
+            3 => Status::InvalidOpcode,
+            4 => Status::InvalidSize,
+            5 => Status::InvalidField,
+            6 => Status::BatchFailed,
+            _ => return None,
+        })
+    }
 }
 
 /// A decoded descriptor.
@@ -121,6 +142,61 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 }
 
 impl Descriptor {
+    /// A descriptor for `op` with every reserved field zero and no
+    /// completion record: what a driver builds before
+    /// [`Descriptor::encode`].
+    pub fn new(op: Opcode, size: u32, src: u64, dst: u64) -> Self {
+        Descriptor {
+            opcode: op as u8,
+            flags: 0,
+            size,
+            src,
+            dst,
+            completion: 0,
+            operand: 0,
+            reserved_set: false,
+        }
+    }
+
+    /// The same descriptor with its completion record at IOVA `completion`.
+    pub fn with_completion(self, completion: u64) -> Self {
+        Descriptor { completion, ..self }
+    }
+
+    /// The same descriptor with the FILL pattern or CRC32C seed `operand`.
+    pub fn with_operand(self, operand: u64) -> Self {
+        Descriptor { operand, ..self }
+    }
+
+    /// The same descriptor, asking for the queue's completion interrupt.
+    pub fn with_interrupt(self) -> Self {
+        Descriptor {
+            flags: self.flags | FLAG_INTERRUPT,
+            ..self
+        }
+    }
+
+    /// The descriptor's 64 bytes, as eight little-endian 64-bit words (the
+    /// unit a driver stores to its ring). Reserved fields are zero.
+    pub fn encode(&self) -> [u64; DESC_SIZE / 8] {
+        let mut w = [0u64; DESC_SIZE / 8];
+        w[0] = u64::from(self.opcode) | u64::from(self.flags) << 8 | u64::from(self.size) << 32;
+        w[1] = self.src;
+        w[2] = self.dst;
+        w[3] = self.completion;
+        w[4] = self.operand;
+        w
+    }
+
+    /// The descriptor's 64 bytes (see [`Descriptor::encode`]).
+    pub fn to_bytes(&self) -> [u8; DESC_SIZE] {
+        let mut b = [0u8; DESC_SIZE];
+        for (chunk, w) in b.chunks_exact_mut(8).zip(self.encode()) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
     /// Decodes the 64 bytes of a descriptor.
     pub fn decode(raw: &[u8; DESC_SIZE]) -> Self {
         let word0 = le_u64(raw, 0);
@@ -189,6 +265,19 @@ impl Completion {
         b[16..24].copy_from_slice(&self.result.to_le_bytes());
         b
     }
+
+    /// Decodes a completion record from its four little-endian 64-bit
+    /// words; `None` while the status is 0 (not written yet) or not one the
+    /// device writes.
+    pub fn decode(w: &[u64; COMPLETION_SIZE / 8]) -> Option<Self> {
+        Some(Completion {
+            status: Status::from_raw(w[0] as u8)?,
+            opcode: (w[0] >> 8) as u8,
+            done: (w[0] >> 32) as u32,
+            fault_iova: w[1],
+            result: w[2],
+        })
+    }
 }
 
 /// The CRC32C (Castagnoli, reflected polynomial 0x82f63b78) lookup table.
@@ -246,6 +335,36 @@ mod tests {
         assert_eq!((d.src, d.dst, d.completion), (0x1000, 0x2000, 0x3000));
         assert!(d.wants_interrupt());
         assert_eq!(d.validate(false), Ok(Opcode::MemMove));
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let d = Descriptor::new(Opcode::Crc32c, 512, 0x1_0000_1000, 0)
+            .with_completion(0x2000)
+            .with_operand(0xdead_beef)
+            .with_interrupt();
+        let back = Descriptor::decode(&d.to_bytes());
+        assert_eq!(back, d);
+        assert_eq!(back.validate(false), Ok(Opcode::Crc32c));
+        assert!(back.wants_interrupt());
+        assert_eq!(d.to_bytes()[1], FLAG_INTERRUPT);
+
+        let c = Completion {
+            status: Status::PageFault,
+            opcode: Opcode::MemMove as u8,
+            done: 7,
+            fault_iova: 0x5000,
+            result: 0x1234_5678,
+        };
+        let raw = c.encode();
+        let mut words = [0u64; COMPLETION_SIZE / 8];
+        for (w, chunk) in words.iter_mut().zip(raw.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        assert_eq!(Completion::decode(&words), Some(c));
+        assert_eq!(Completion::decode(&[0; 4]), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use kernel::time::Instant;
 use kernel::time::Monotonic;
 
 use crate::desc;
+use crate::desc::Descriptor;
 use crate::desc::Opcode;
 use crate::sim_pf::Queues;
 use crate::sim_pf::SimPf;
@@ -96,15 +97,12 @@ pub struct DirectResult {
     pub bytes_ns: i64,
 }
 
-/// A 64-byte descriptor.
+/// A 64-byte descriptor for the in-kernel tenant, whose IOVAs are offsets
+/// into its memory.
 fn encode(op: Opcode, size: u32, src: usize, dst: usize, completion: usize) -> [u8; 64] {
-    let mut d = [0u8; desc::DESC_SIZE];
-    d[0] = op as u8;
-    d[4..8].copy_from_slice(&size.to_le_bytes());
-    d[8..16].copy_from_slice(&(src as u64).to_le_bytes());
-    d[16..24].copy_from_slice(&(dst as u64).to_le_bytes());
-    d[24..32].copy_from_slice(&(completion as u64).to_le_bytes());
-    d
+    Descriptor::new(op, size, src as u64, dst as u64)
+        .with_completion(completion as u64)
+        .to_bytes()
 }
 
 /// Runs the workload on a queue pair of `pf` (whose queue pairs are

@@ -62,7 +62,7 @@ impl<T: Poll> Poller<T> {
     pub fn kick(self: &Arc<Self>) {
         if !self.stopping.load(Relaxed) {
             // Already queued: the queued poll will do.
-            let _ = workqueue::system().enqueue(self.clone());
+            let _ = queue().enqueue(self.clone());
         }
     }
 
@@ -91,6 +91,19 @@ impl<T: Poll> Poller<T> {
     }
 }
 
+/// The per-CPU system workqueue (`system_percpu_wq`), where polls run.
+///
+/// The kernel crate's [`workqueue::system`] is `system_wq`, which this
+/// kernel marks deprecated (its first use logs "enqueued on deprecated
+/// workqueue"); `system_percpu_wq` is its successor with the same
+/// behaviour.
+fn queue() -> &'static workqueue::Queue {
+    // SAFETY: `system_percpu_wq` is allocated during early boot
+    // (`workqueue_init_early`), before any module loads, and never freed,
+    // so it points at a valid workqueue for `'static`.
+    unsafe { workqueue::Queue::from_raw(kernel::bindings::system_percpu_wq) }
+}
+
 impl<T: Poll> WorkItem for Poller<T> {
     type Pointer = Arc<Poller<T>>;
 
@@ -100,7 +113,7 @@ impl<T: Poll> WorkItem for Poller<T> {
         }
         if let Some(delay) = this.inner.poll() {
             if !this.stopping.load(Relaxed) {
-                let _ = workqueue::system().enqueue_delayed(this, delay);
+                let _ = queue().enqueue_delayed(this, delay);
             }
         }
     }

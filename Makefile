@@ -36,7 +36,7 @@ check:
 # The same suite on the KASAN + lockdep + kmemleak kernel (clang-built;
 # slower: a longer VM timeout).
 check-debug:
-	@KASAN=1 VM_TIMEOUT=$${VM_TIMEOUT:-2700} qemu-test/check.sh
+	@KASAN=1 VM_TIMEOUT=$${VM_TIMEOUT:-5400} qemu-test/check.sh
 
 bench:
 	@qemu-test/bench.sh

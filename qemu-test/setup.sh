@@ -14,7 +14,7 @@ set -euo pipefail
 BINDGEN_VERSION=0.72.1     # kernel 7.2 accepts >= 0.71.1
 VIRTME_NG_VERSION=1.42
 APT_PKGS="flex bison bc libelf-dev libssl-dev cpio busybox-static libclang-19-dev
-	dwarves zstd kmod udev xz-utils python3-venv mdevctl"
+	dwarves zstd kmod udev xz-utils python3-venv mdevctl pciutils"
 # Rust with KASAN needs a clang-built kernel (init/Kconfig: RUST depends on
 # !KASAN || CC_IS_CLANG), so the KASAN variant brings the LLVM toolchain.
 [ "${KASAN:-0}" = 1 ] && APT_PKGS="$APT_PKGS clang-19 lld-19 llvm-19"

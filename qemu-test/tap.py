@@ -138,7 +138,9 @@ def main():
     done = (out / "guest-done").exists()
     s.point(done, "vm_completed",
             [] if done else ["# the guest script did not finish: see console.log"])
-    hits = scan_logs([out / "console.log", out / "dmesg.log"])
+    # The nested guests' consoles (qemu-test/guest/check.sh) count too.
+    nested = sorted((out / "nested-run").glob("*.console"))
+    hits = scan_logs([out / "console.log", out / "dmesg.log"] + nested)
     s.point(not hits, "console_clean", hits[:50])
 
     tap = ["TAP version 14", f"1..{s.points}"] + s.lines

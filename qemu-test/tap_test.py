@@ -25,7 +25,7 @@ ok 1 demo
 
 class Judge(unittest.TestCase):
     def run_judge(self, guest="ok - a\nok - b\n", kunit=KUNIT_OK, console="boot\n",
-                  done=True, host="ok - h\n"):
+                  done=True, host="ok - h\n", nested=None):
         with tempfile.TemporaryDirectory() as d:
             out = Path(d)
             (out / "host-points.txt").write_text(host)
@@ -36,6 +36,9 @@ class Judge(unittest.TestCase):
                 (out / "kunit" / "01-demo.ktap").write_text(kunit)
             if done:
                 (out / "guest-done").touch()
+            if nested is not None:
+                (out / "nested-run").mkdir()
+                (out / "nested-run" / "guest_a.console").write_text(nested)
             p = subprocess.run([sys.executable, str(TAP_PY), d],
                                capture_output=True, text=True)
             tap = (out / "results.tap").read_text()
@@ -85,6 +88,14 @@ class Judge(unittest.TestCase):
                 rc, last, tap = self.run_judge(console=f"boot\n[ 1.0] {splat}\n")
                 self.assertNotEqual(rc, 0)
                 self.assertIn("not ok 7 - console_clean", tap)
+
+    def test_nested_guest_splat_fails(self):
+        rc, _, tap = self.run_judge(nested="boot\n[ 2.0] BUG: unable to handle page fault\n")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("not ok 7 - console_clean", tap)
+        self.assertIn("guest_a.console", tap)
+        rc, _, _ = self.run_judge(nested="boot\nVDCM-GUEST done\n")
+        self.assertEqual(rc, 0)
 
     def test_unfinished_vm_fails(self):
         rc, _, tap = self.run_judge(done=False)

@@ -29,3 +29,79 @@ kmemleak_report() {
 	cat "$f" >"$1"
 	[ ! -s "$1" ]
 }
+
+# --- Nested guests: a VM, inside the test VM, that is given an ADI ---------
+#
+# The host built $NESTED_DIR (qemu-test/nested/initramfs.sh): the test
+# kernel's bzImage, which serves as the guest kernel too, and an initramfs
+# with the guest driver (samples/vdcm_guest), lspci and
+# qemu-test/nested/init. QEMU runs under TCG inside the TCG test VM: a
+# guest boot takes about 110 s, so each guest has NESTED_TIMEOUT seconds
+# (longer on the KASAN kernel).
+NESTED_TIMEOUT=600
+grep -q kasan_multi_shot /proc/cmdline && NESTED_TIMEOUT=1800
+
+# nested_start NAME SYSFSDEV MODE KARGS: boot a guest with the mdev device
+# SYSFSDEV through QEMU's vfio-pci, MODE iommufd (-object iommufd) or group
+# (the legacy VFIO group and container), in the background. Its console
+# goes to $NESTED_OUT/NAME.console; its exit code, once it powered off, to
+# $NESTED_OUT/NAME.rc.
+nested_start() {
+	local name=$1 dev=$2 mode=$3 kargs=$4 backend
+	if [ "$mode" = iommufd ]; then
+		backend="-object iommufd,id=iommufd0 -device vfio-pci,sysfsdev=$dev,iommufd=iommufd0"
+	else
+		backend="-device vfio-pci,sysfsdev=$dev"
+	fi
+	rm -f "$NESTED_OUT/$name.rc" "$NESTED_OUT/$name.console"
+	# shellcheck disable=SC2086
+	(
+		timeout -k 10 "$NESTED_TIMEOUT" qemu-system-x86_64 -machine q35 -accel tcg \
+			-cpu max -smp 1 -m 256 -nodefaults -display none -no-reboot \
+			-serial "file:$NESTED_OUT/$name.console" \
+			-kernel "$NESTED_DIR/bzImage" -initrd "$NESTED_DIR/initramfs.cpio.gz" \
+			-append "console=ttyS0 panic=-1 kmemleak=off $kargs" \
+			$backend >"$NESTED_OUT/$name.qemu.log" 2>&1
+		echo $? >"$NESTED_OUT/$name.rc"
+	) &
+}
+
+# nested_wait NAME: wait until guest NAME powered off.
+nested_wait() {
+	while [ ! -e "$NESTED_OUT/$1.rc" ]; do sleep 1; done
+}
+
+# nested_line NAME PATTERN: the first guest console line matching PATTERN.
+nested_line() {
+	grep -m1 -E "$2" "$NESTED_OUT/$1.console" | tr -d '\r'
+}
+
+# nested_verify NAME SYSFSDEV: what guest NAME must have shown: QEMU
+# exited cleanly; lspci -vv shows the device by its IDs with its two 64-bit
+# BARs (16 KiB registers, 4 KiB doorbell) and MSI-X enabled, bound to
+# vdcm_guest; the driver's self-test passed; the driver unbound; no splat
+# in the guest's kernel log. Prints the guest's report.
+nested_verify() {
+	local name=$1 c=$NESTED_OUT/$1.console rc
+	rc=$(cat "$NESTED_OUT/$name.rc")
+	grep -E 'VDCM-GUEST|Kernel panic|BUG:|WARNING:' "$c" | tr -d '\r' | head -n 60
+	sed 's/^/qemu: /' "$NESTED_OUT/$name.qemu.log"
+	[ "$rc" = 0 ] || { echo "$name: QEMU exited with $rc (124: timed out after ${NESTED_TIMEOUT}s)"; return 1; }
+	! grep -qiE 'error|warning' "$NESTED_OUT/$name.qemu.log" || { echo "$name: QEMU printed an error or warning"; return 1; }
+	# The judge's list of kernel splats (qemu-test/tap.py).
+	python3 "$TOP_DIR/qemu-test/tap.py" --scan "$c" || { echo "$name: the guest kernel reported a problem"; return 1; }
+	local want
+	for want in 'VDCM-GUEST insmod rc=0' \
+		'VDCM-GUEST device [0-9a-f:.]+ driver=vdcm_guest' \
+		'lspci: .*\[fffe:51a0\]' \
+		'lspci: .*Region 0: Memory at [0-9a-f]+ \(64-bit, non-prefetchable\) \[size=16K\]' \
+		'lspci: .*Region 2: Memory at [0-9a-f]+ \(64-bit, non-prefetchable\) \[size=4K\]' \
+		'lspci: .*MSI-X: Enable\+ Count=2 ' \
+		'lspci: .*Kernel driver in use: vdcm_guest' \
+		'interrupts: .*vdcm_guest' \
+		'dmesg: .*self-test passed: MEMMOVE 4096 B, FILL 4096 B, CRC32C 0x[0-9a-f]{8}, 3 completion interrupts' \
+		'VDCM-GUEST rmmod rc=0' \
+		'VDCM-GUEST done'; do
+		grep -qE "$want" "$c" || { echo "$name: the guest console lacks /$want/"; return 1; }
+	done
+}

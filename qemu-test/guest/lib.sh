@@ -86,7 +86,7 @@ nested_line() {
 	grep -m1 -E "$2" "$NESTED_OUT/$1.console" | tr -d '\r'
 }
 
-# nested_verify NAME SYSFSDEV: what guest NAME must have shown: QEMU
+# nested_verify NAME: what guest NAME must have shown: QEMU
 # exited cleanly; lspci -vv shows the device by its IDs with its two 64-bit
 # BARs (16 KiB registers, 4 KiB doorbell) and MSI-X enabled, bound to
 # vdcm_guest; the driver's self-test passed; the driver unbound; no splat

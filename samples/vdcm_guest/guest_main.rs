@@ -13,9 +13,9 @@
 //! long, so that several guests can drive one PF at once.
 //!
 //! The device's registers and descriptor format are documented in
-//! `Documentation/vdcm.rst` ("The virtual device"); the descriptor and
-//! completion-record encoding is shared with the simulated PF
-//! (`samples/vdcm_sim/desc.rs`).
+//! `Documentation/vdcm.rst` ("BAR0 register file", "The simulated PF's
+//! data mover", "The guest driver"); the descriptor and completion-record
+//! encoding is shared with the simulated PF (`samples/vdcm_sim/desc.rs`).
 
 use kernel::{
     device::{Bound, Core, Device},
@@ -125,6 +125,7 @@ const DST: usize = SRC + BUF_SIZE as usize;
 const FILL: usize = DST + BUF_SIZE as usize;
 const AREA_SIZE: usize = FILL + BUF_SIZE as usize;
 const AREA_WORDS: usize = AREA_SIZE / 8;
+const _: () = assert!(COMPLETIONS + RING_ENTRIES as usize * desc::COMPLETION_SIZE <= SRC);
 
 /// How long one descriptor may take before the driver gives up.
 const TIMEOUT_MS: u32 = 10_000;

@@ -11,14 +11,15 @@
 # Variables: KDIR=<built kernel tree> (default: the harness's cached test
 # kernel, built on first use), KASAN=1 (the KASAN variant of the test
 # kernel), CLIPPY=1 (build the modules through clippy), VM_TIMEOUT=<s>,
-# BENCH_QPS=<n>, BENCH_PORTALS=<n>, BENCH_ARGS="..." (`make bench`: queue
+# ONLY="regex ..." (`make check`: only the matching VM points, while
+# iterating), BENCH_QPS=<n>, BENCH_PORTALS=<n>, BENCH_ARGS="..." (`make bench`: queue
 # pairs and portals of the simulated PF, arguments of vdcm_bench; see
 # qemu-test/bench.sh).
 #
 # The modules themselves are described in Kbuild; this Makefile only
 # drives qemu-test/.
 
-export KDIR KASAN CLIPPY VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS
+export KDIR KASAN CLIPPY VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS ONLY
 
 .PHONY: all modules run check check-debug bench setup kernel clean
 

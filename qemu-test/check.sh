@@ -59,14 +59,37 @@ bindings_no_duplicate_types() {
 unsafe_only_in_rust_dir() {
 	! grep -rn --include='*.rs' -E '\bunsafe\b' "$TOP_DIR/drivers" "$TOP_DIR/samples"
 }
+# A PF driver depends on the VDCM's exported functions only: neither PF
+# module may import a VFIO, eventfd, IOMMU or mdev symbol (on a kernel with
+# CONFIG_VFIO=m it would otherwise pull in vfio.ko).
+pf_modules_import_no_vfio() {
+	local ko bad rc=0
+	for ko in "$TOP_DIR/samples/vdcm_sim/vdcm_sim.ko" "$TOP_DIR/samples/vdcm_cpf/vdcm_cpf.ko"; do
+		[ -f "$ko" ] || { echo "$ko not built"; rc=1; continue; }
+		bad=$(nm -u "$ko" | awk '{print $2}' | grep -E '^(vfio_|eventfd_|iommu_|mdev_)')
+		[ -z "$bad" ] || { echo "$(basename "$ko") imports: $bad"; rc=1; }
+		nm -u "$ko" | grep -q ' vdcm_register_pf$' || { echo "$(basename "$ko") does not import vdcm_register_pf"; rc=1; }
+	done
+	return $rc
+}
 host_point harness_judge_selftest python3 "$QT_DIR/tap_test.py"
 host_point build_no_warnings no_build_warnings
 host_point rustfmt_kernel_code kernel_rustfmt
 host_point rustfmt_userspace userspace_rustfmt
 host_point bindings_no_duplicate_types bindings_no_duplicate_types
 host_point unsafe_only_in_rust_dir unsafe_only_in_rust_dir
+host_point pf_modules_import_no_vfio pf_modules_import_no_vfio
 # What the nested guests boot (the guest points inside the VM use it).
-host_point nested_guest_image "$QT_DIR/nested/initramfs.sh" "$KDIR" "$OUT_DIR/nested"
+if [[ -z "${ONLY:-}" || "$ONLY" == *guest* ]]; then
+	host_point nested_guest_image "$QT_DIR/nested/initramfs.sh" "$KDIR" "$OUT_DIR/nested"
+fi
+# ONLY="regex ...": run only the VM points that match (see guest/check.sh).
+if [ -n "${ONLY:-}" ]; then
+	say "only the points matching: $ONLY"
+	echo "$ONLY" >"$OUT_DIR/only"
+else
+	rm -f "$OUT_DIR/only"
+fi
 
 # The VM's run takes about 14 minutes here (the nested guests about 8 of
 # them): allow 30.

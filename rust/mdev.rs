@@ -24,6 +24,7 @@ use kernel::error::to_result;
 use kernel::error::VTABLE_DEFAULT_ERROR;
 use kernel::ffi;
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::Arc;
 use kernel::types::ForeignOwnable;
 use kernel::types::Opaque;
@@ -61,11 +62,8 @@ pub trait Driver: Sized + 'static {
     /// How many more devices of type `type_index` can be created now.
     fn available_instances(parent: &Self::ParentData, type_index: usize) -> u32;
 
-    /// Names of the per-device counters, shown read-only as
-    /// `<device>/stats/<name>` while a device is bound.
-    const STATS: &'static [&'static CStr] = &[];
-
-    /// Value of counter `STATS[index]` of the device whose data is `data`.
+    /// Value of counter `index` (of the names the device's [`Parent`] was
+    /// registered with) of the device whose data is `data`.
     fn stat(_data: <Self::DeviceData as ForeignOwnable>::Borrowed<'_>, _index: usize) -> u64 {
         0
     }
@@ -121,14 +119,14 @@ impl AsRef<device::Device> for Device {
     }
 }
 
-/// An mdev type offered by a [`Parent`].
+/// An mdev type offered by a [`Parent`] (the names are copied).
 #[derive(Clone, Copy)]
-pub struct TypeInfo {
+pub struct TypeInfo<'a> {
     /// Directory name under `mdev_supported_types/`, prefixed by the core
     /// with the driver name: must be unique per parent.
-    pub sysfs_name: &'static CStr,
+    pub sysfs_name: &'a CStr,
     /// The type's `name` attribute.
-    pub pretty_name: &'static CStr,
+    pub pretty_name: &'a CStr,
 }
 
 /// The registered mdev driver.
@@ -140,8 +138,6 @@ pub struct TypeInfo {
 pub struct DriverRegistration<T: Driver> {
     #[pin]
     drv: Opaque<bindings::mdev_driver>,
-    // Referenced by `drv.driver.dev_groups`; heap storage, stable.
-    _stats: KBox<CounterGroup>,
     _t: PhantomData<T>,
 }
 
@@ -154,14 +150,7 @@ unsafe impl<T: Driver> Sync for DriverRegistration<T> {}
 impl<T: Driver> DriverRegistration<T> {
     /// Registers the mdev driver for `module`.
     pub fn new(module: &'static ThisModule) -> Result<impl PinInit<Self, Error>> {
-        let stats = CounterGroup::new(T::STATS, Self::show_stat)?;
-        let groups = if T::STATS.is_empty() {
-            core::ptr::null()
-        } else {
-            stats.groups()
-        };
         Ok(try_pin_init!(Self {
-            _stats: stats,
             drv <- Opaque::try_ffi_init(move |slot: *mut bindings::mdev_driver| {
                 // SAFETY: an all-zero `mdev_driver` is valid (null pointers,
                 // no callbacks); the needed fields are set below.
@@ -176,7 +165,6 @@ impl<T: Driver> DriverRegistration<T> {
                 raw.driver.name = T::NAME.as_char_ptr();
                 raw.driver.owner = module.as_ptr();
                 raw.driver.mod_name = T::NAME.as_char_ptr();
-                raw.driver.dev_groups = groups.cast_mut();
                 // SAFETY: `slot` is valid for writes.
                 unsafe { slot.write(raw) };
                 // SAFETY: `slot` holds a complete driver and stays pinned
@@ -190,16 +178,16 @@ impl<T: Driver> DriverRegistration<T> {
     /// # Safety
     ///
     /// Called by sysfs for a `stats/` attribute of a device bound to this
-    /// driver, with a `PAGE_SIZE` buffer. The driver core adds the group
-    /// after `probe` succeeded and removes it (waiting for readers) before
-    /// `remove`, so the device's driver data is live during the call.
+    /// driver, with a `PAGE_SIZE` buffer. `probe` adds the parent's group
+    /// after it stored the driver data, and `remove` removes it (waiting
+    /// for readers) before it takes the data back, so the data is live
+    /// during the call.
     unsafe extern "C" fn show_stat(
         dev: *mut bindings::device,
         attr: *mut bindings::device_attribute,
         buf: *mut ffi::c_char,
     ) -> isize {
-        // SAFETY: `attr` is an attribute of a `CounterGroup` (the driver's
-        // `dev_groups`).
+        // SAFETY: `attr` is an attribute of a parent's `CounterGroup`.
         let index = unsafe { CounterGroup::index(attr) };
         // SAFETY: the device is live and bound (see above).
         let ptr = unsafe { bindings::dev_get_drvdata(dev) };
@@ -242,12 +230,25 @@ impl<T: Driver> DriverRegistration<T> {
         match T::probe(dev, &parent.data, index) {
             Ok(data) => {
                 let ptr = data.into_foreign();
+                let raw = super::raw_device(dev.as_device());
                 // SAFETY: the device is live; its driver data is ours until
                 // remove.
-                unsafe {
-                    bindings::dev_set_drvdata(super::raw_device(dev.as_device()), ptr.cast())
+                unsafe { bindings::dev_set_drvdata(raw, ptr.cast()) };
+                // SAFETY: the device is live; the group lives as long as
+                // the parent, which outlives its devices, and `remove`
+                // removes it from the device again.
+                let ret = unsafe {
+                    bindings::sysfs_create_group(
+                        core::ptr::addr_of_mut!((*raw).kobj),
+                        parent.stats.group(),
+                    )
                 };
-                0
+                if ret != 0 {
+                    // SAFETY: stored just above; taken back once.
+                    let data = unsafe { T::DeviceData::from_foreign(ptr.cast()) };
+                    T::remove(dev, &parent.data, data);
+                }
+                ret
             }
             Err(e) => e.to_errno(),
         }
@@ -260,8 +261,19 @@ impl<T: Driver> DriverRegistration<T> {
         // SAFETY: the core passes a live, probed device of one of our
         // parents, which outlives its devices.
         let (dev, found) = unsafe { (Device::from_raw(mdev), Self::parent_of((*mdev).type_)) };
+        let raw = super::raw_device(dev.as_device());
+        if let Some((parent, _)) = found {
+            // SAFETY: `probe` added the group to the live device; removing
+            // it waits for its readers.
+            unsafe {
+                bindings::sysfs_remove_group(
+                    core::ptr::addr_of_mut!((*raw).kobj),
+                    parent.stats.group(),
+                )
+            };
+        }
         // SAFETY: the device is live.
-        let ptr = unsafe { bindings::dev_get_drvdata(super::raw_device(dev.as_device())) };
+        let ptr = unsafe { bindings::dev_get_drvdata(raw) };
         // SAFETY: `probe` stored `into_foreign()` of a `T::DeviceData` here
         // and this is the only place that takes it back.
         let data = unsafe { T::DeviceData::from_foreign(ptr.cast()) };
@@ -333,6 +345,10 @@ pub struct Parent<T: Driver> {
     // Heap storage: it does not move when the `KVec` does.
     types: KVec<Opaque<bindings::mdev_type>>,
     type_ptrs: KVec<*mut bindings::mdev_type>,
+    // The types' names, which `types` point to.
+    _names: KVec<(CString, CString)>,
+    // Every device's `stats/` group.
+    stats: KBox<CounterGroup>,
     data: T::ParentData,
     _driver: Arc<DriverRegistration<T>>,
 }
@@ -345,20 +361,32 @@ unsafe impl<T: Driver> Sync for Parent<T> {}
 
 impl<T: Driver> Parent<T> {
     /// Registers `dev` as an mdev parent of `driver` offering `types`, with
-    /// `data` for the driver's callbacks.
+    /// `data` for the driver's callbacks. Each of its devices gets a
+    /// `stats/` directory with one file per name in `stats`, read through
+    /// [`Driver::stat`].
     pub fn new(
         dev: &device::Device,
         driver: Arc<DriverRegistration<T>>,
-        types: &[TypeInfo],
+        types: &[TypeInfo<'_>],
+        stats: &[&CStr],
         data: T::ParentData,
     ) -> Result<Pin<KBox<Self>>> {
-        let mut raw_types = KVec::with_capacity(types.len(), GFP_KERNEL)?;
+        let stats = CounterGroup::new(stats, DriverRegistration::<T>::show_stat)?;
+        let mut names = KVec::with_capacity(types.len(), GFP_KERNEL)?;
         for t in types {
+            names.push(
+                (t.sysfs_name.to_cstring()?, t.pretty_name.to_cstring()?),
+                GFP_KERNEL,
+            )?;
+        }
+        let mut raw_types = KVec::with_capacity(types.len(), GFP_KERNEL)?;
+        // The names' heap buffers do not move when `names` moves.
+        for (sysfs_name, pretty_name) in names.iter() {
             // SAFETY: all-zero is valid for `mdev_type` (and required: the
             // core initialises the embedded kobject itself).
             let mut mtype: bindings::mdev_type = unsafe { core::mem::zeroed() };
-            mtype.sysfs_name = t.sysfs_name.as_char_ptr();
-            mtype.pretty_name = t.pretty_name.as_char_ptr();
+            mtype.sysfs_name = sysfs_name.as_char_ptr();
+            mtype.pretty_name = pretty_name.as_char_ptr();
             raw_types.push(Opaque::new(mtype), GFP_KERNEL)?;
         }
         let mut type_ptrs = KVec::with_capacity(types.len(), GFP_KERNEL)?;
@@ -373,6 +401,8 @@ impl<T: Driver> Parent<T> {
             try_pin_init!(Self {
                 types: raw_types,
                 type_ptrs,
+                _names: names,
+                stats,
                 data,
                 _driver: driver,
                 // Initialised last: the fields it points into are in place.

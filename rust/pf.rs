@@ -1,41 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The PF backend contract between the VDCM and SIOV-capable PF drivers.
+//! The PF contract, from a Rust PF driver's side (`include/vdcm_pf.h`).
 //!
-//! C header: `include/vdcm_pf.h`. Two sides use this module:
+//! A PF driver describes its ADI types in Rust ([`PfInfo`], [`AdiType`],
+//! [`Bar`], [`Range`]), implements [`PfDriver`] (the personality: trapped
+//! accesses, direct pages, reset, counters) and registers with
+//! [`Registration`], which builds the C description, calls the VDCM's
+//! exported `vdcm_register_pf()` and, on drop, `vdcm_unregister_pf()`.
 //!
-//! - a **PF driver** registers its PF with [`Registration`], which calls
-//!   the VDCM's exported `vdcm_register_pf()` and, on drop,
-//!   `vdcm_unregister_pf()`;
-//! - the **VDCM** (built with `--cfg vdcm_host`) implements [`Host`] and
-//!   installs it with [`HostRegistration`]; the exported entry points hand
-//!   each registering PF to it as a [`Pf`].
-//!
-//! Modules share no Rust types: everything crossing the module boundary is
-//! the C structure of the header.
+//! Modules share no Rust types: everything that crosses the module
+//! boundary is a C structure of the header. This module is compiled into
+//! PF drivers only; the VDCM's side is `pf_host`.
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
 
 use kernel::device;
 use kernel::error::to_result;
+use kernel::page::Page;
 use kernel::prelude::*;
-use kernel::sync::Arc;
-use kernel::sync::ArcBorrow;
+use kernel::types::ForeignOwnable;
 use kernel::types::Opaque;
 
 use super::bindings;
+use super::tenant::TenantRef;
 
 /// The contract version this module was built against.
 pub const CONTRACT_VERSION: u32 = bindings::VDCM_PF_CONTRACT_VERSION;
 
-/// Queue pairs can be given whole to one ADI.
-pub const MODE_DEDICATED: u32 = bindings::VDCM_PF_MODE_DEDICATED;
-/// Queue pairs can be shared by many ADIs through portals.
-pub const MODE_SHARED: u32 = bindings::VDCM_PF_MODE_SHARED;
-
-/// Set in `raise_irq`'s queue-pair argument for a portal's interrupt.
-pub const PORTAL_IRQ: u32 = bindings::VDCM_PF_PORTAL_IRQ;
+/// Number of BARs of a PCI function.
+pub const NUM_BARS: usize = bindings::VDCM_PF_NUM_BARS as usize;
 
 /// Returns the contract version of the loaded VDCM module.
 pub fn loaded_contract_version() -> u32 {
@@ -45,294 +39,318 @@ pub fn loaded_contract_version() -> u32 {
     unsafe { bindings::vdcm_pf_contract_version() }
 }
 
-/// What a PF offers to the VDCM.
+/// A resource the PF's ADI types are made of.
+#[derive(Clone, Copy, Debug)]
+pub struct Pool {
+    /// What one unit is, e.g. "queue pairs".
+    pub name: &'static CStr,
+    /// Units the PF offers.
+    pub size: u32,
+}
+
+/// How the accesses to a range of a BAR are served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Caps {
-    /// Queue pairs the VDCM may compose ADIs from.
-    pub num_qps: u32,
+pub enum RangeKind {
+    /// Every access traps into [`PfDriver::trap_read`] / `trap_write`.
+    Trap,
+    /// Pages mapped straight into the tenant ([`PfDriver::direct_page`]).
+    Direct,
+}
+
+/// One range of a BAR.
+#[derive(Clone, Copy, Debug)]
+pub struct Range {
+    /// How it is served.
+    pub kind: RangeKind,
+    /// Start in the BAR (page aligned for a direct range).
+    pub offset: u32,
+    /// Bytes (whole pages for a direct range).
+    pub size: u32,
+}
+
+/// One memory BAR of an ADI type.
+#[derive(Clone, Copy, Debug)]
+pub struct Bar {
+    /// Bytes, a power of two of at least 4096; 0: no BAR here.
+    pub size: u64,
+    /// A 64-bit BAR (takes two slots; the next must be [`Bar::NONE`]).
+    pub bits64: bool,
+    /// Prefetchable.
+    pub prefetchable: bool,
+    /// Its ranges, ascending and not overlapping.
+    pub ranges: &'static [Range],
+}
+
+impl Bar {
+    /// No BAR in this slot.
+    pub const NONE: Bar = Bar {
+        size: 0,
+        bits64: false,
+        prefetchable: false,
+        ranges: &[],
+    };
+}
+
+/// Where the VDCM emulates an ADI's MSI-X table and PBA.
+#[derive(Clone, Copy, Debug)]
+pub struct Msix {
+    /// Vectors of the ADI.
+    pub vectors: u16,
+    /// The BAR holding table and PBA (inside trapped ranges).
+    pub bar: u8,
+    /// Offset of the table.
+    pub table_offset: u32,
+    /// Offset of the pending bit array.
+    pub pba_offset: u32,
+}
+
+/// One kind of ADI the PF offers (one mdev type).
+#[derive(Clone, Copy, Debug)]
+pub struct AdiType {
+    /// The mdev type's sysfs name.
+    pub name: &'static CStr,
+    /// The mdev type's pretty name.
+    pub description: &'static CStr,
+    /// PCI vendor ID of the virtual function.
+    pub vendor: u16,
+    /// PCI device ID.
+    pub device: u16,
+    /// PCI subsystem vendor ID.
+    pub subsystem_vendor: u16,
+    /// PCI subsystem ID.
+    pub subsystem: u16,
+    /// PCI revision ID.
+    pub revision: u8,
+    /// PCI class code, 24 bits.
+    pub class: u32,
+    /// The memory BARs.
+    pub bars: [Bar; NUM_BARS],
+    /// MSI-X table and PBA.
+    pub msix: Msix,
+    /// The pool (index into [`PfInfo::pools`]) an ADI draws from.
+    pub pool: u32,
+    /// Units of that pool one ADI takes.
+    pub units: u32,
+    /// Pin slots one ADI may use ([`TenantRef::pin`]).
+    pub pins: u32,
+}
+
+/// What a PF offers, as it registers.
+pub struct PfInfo<'a> {
     /// Width of the PASIDs the PF's queues carry (1..=20).
     pub pasid_bits: u32,
-    /// Bytes of one doorbell/portal page.
-    pub doorbell_size: u32,
-    /// Interrupt messages the PF can route to ADIs.
-    pub num_irqs: u32,
-    /// [`MODE_DEDICATED`] and/or [`MODE_SHARED`].
-    pub modes: u32,
-    /// Portals on the PF's shared queue pairs ([`MODE_SHARED`]).
-    pub num_portals: u32,
+    /// The resources its types are made of.
+    pub pools: &'a [Pool],
+    /// Its ADI types.
+    pub types: &'a [AdiType],
+    /// Names of the per-ADI counters [`PfDriver::counters`] fills.
+    pub counters: &'static [&'static CStr],
 }
 
-impl From<&bindings::vdcm_pf_caps> for Caps {
-    fn from(c: &bindings::vdcm_pf_caps) -> Self {
-        Caps {
-            num_qps: c.num_qps,
-            pasid_bits: c.pasid_bits,
-            doorbell_size: c.doorbell_size,
-            num_irqs: c.num_irqs,
-            modes: c.modes,
-            num_portals: c.num_portals,
-        }
-    }
-}
-
-impl From<Caps> for bindings::vdcm_pf_caps {
-    fn from(c: Caps) -> Self {
-        bindings::vdcm_pf_caps {
-            num_qps: c.num_qps,
-            pasid_bits: c.pasid_bits,
-            doorbell_size: c.doorbell_size,
-            num_irqs: c.num_irqs,
-            modes: c.modes,
-            num_portals: c.num_portals,
-        }
-    }
-}
-
-/// Counters of one queue pair since it was allocated.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct QpStats {
-    /// Descriptors completed, successfully or not.
-    pub descriptors: u64,
-    /// Bytes processed.
-    pub bytes: u64,
-    /// Descriptors that faulted on an unmapped IOVA.
-    pub faults: u64,
-    /// Descriptors rejected as malformed.
-    pub invalid: u64,
-    /// Completion interrupts raised.
-    pub interrupts: u64,
-}
-
-/// The queue-pair operations a PF driver provides (`struct vdcm_pf_ops`).
+/// The personality of a PF: what the VDCM asks of it (`struct
+/// vdcm_pf_ops`).
 ///
-/// Calls for one queue pair are serialised by the VDCM; calls for
-/// different queue pairs may run concurrently. All may sleep.
-pub trait QueueOps: Send + Sync + 'static {
-    /// Takes one free queue pair for a dedicated ADI; `ENOSPC` if none.
-    fn qp_alloc(&self) -> Result<u32>;
-    /// Gives back a queue pair (unbound and stopped).
-    fn qp_free(&self, qp: u32);
-    /// Programs the queue pair's PASID and the tenant it works for.
-    fn qp_bind(&self, qp: u32, pasid: u32, tenant: TenantRef) -> Result;
-    /// Forgets the queue pair's tenant; the queue pair is stopped first.
-    fn qp_unbind(&self, qp: u32);
-    /// Starts processing the ring at `ring_iova` of `ring_size`
-    /// descriptors (a power of two).
-    fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32) -> Result;
-    /// Stops the queue pair and waits until none of its descriptors is in
-    /// flight.
-    fn qp_stop(&self, qp: u32);
-    /// The queue pair's doorbell page, mapped into the tenant's address
-    /// space; it must stay allocated until the PF is unregistered.
-    fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page>;
-    /// The queue pair's counters.
-    fn qp_stats(&self, qp: u32) -> QpStats;
+/// The VDCM serialises the calls for one ADI; calls for different ADIs may
+/// run concurrently. All may sleep.
+pub trait PfDriver: Send + Sync + 'static {
+    /// The PF's state for one ADI.
+    type Adi: Send + Sync + 'static;
+
     /// Reads `len` (1, 2 or 4) bytes at `offset` of the PF's PCI config
     /// space, where the VDCM looks for the SIOV capability.
     fn config_read(&self, offset: u32, len: u32) -> Result<u32>;
 
-    /// Shared mode: opens a portal for `tenant` with `pasid`, disabled.
-    /// `ENOSPC` when none is free. PFs without shared mode keep the
-    /// default.
-    fn portal_alloc(&self, _pasid: u32, _tenant: TenantRef) -> Result<u32> {
-        Err(ENODEV)
+    /// Builds the PF's side of a new ADI of type `ty` (an index into
+    /// [`PfInfo::types`]) whose queues carry `pasid` and work for
+    /// `tenant`. The ADI starts as after a reset.
+    fn adi_create(&self, ty: u32, pasid: u32, tenant: TenantRef) -> Result<Pin<KBox<Self::Adi>>>;
+
+    /// Undoes [`PfDriver::adi_create`]; the default drops the state.
+    fn adi_destroy(&self, adi: Pin<KBox<Self::Adi>>) {
+        drop(adi);
     }
-    /// Shared mode: accepts work through the portal, or stops (waiting for
-    /// its work in flight and dropping what was submitted).
-    fn portal_enable(&self, _portal: u32, _enable: bool) -> Result {
-        Err(ENODEV)
-    }
-    /// Shared mode: closes the portal.
-    fn portal_free(&self, _portal: u32) {}
-    /// Shared mode: the portal's page, mapped into the tenant.
-    fn portal_page(&self, _portal: u32) -> Option<&kernel::page::Page> {
-        None
-    }
-    /// Shared mode: the portal's counters.
-    fn portal_stats(&self, _portal: u32) -> QpStats {
-        QpStats::default()
-    }
+
+    /// A tenant read of `size` bytes at `offset` of BAR `bar`, in a
+    /// trapped range. `EINVAL` refuses it.
+    fn trap_read(&self, adi: &Self::Adi, bar: u32, offset: u64, size: u32) -> Result<u64>;
+
+    /// A tenant write of `value` (`size` bytes) at `offset` of BAR `bar`.
+    fn trap_write(&self, adi: &Self::Adi, bar: u32, offset: u64, size: u32, value: u64) -> Result;
+
+    /// The page backing `offset` of BAR `bar`, in a direct range. It must
+    /// stay allocated until the ADI is destroyed.
+    fn direct_page<'a>(&'a self, adi: &'a Self::Adi, bar: u32, offset: u64) -> Option<&'a Page>;
+
+    /// The PF's part of a function reset: stop, drain, drop pins, reset
+    /// the registers and clear the direct pages.
+    fn reset(&self, adi: &Self::Adi);
+
+    /// The tenant is unmapping part of the range pinned in `slot`.
+    fn unpinned(&self, adi: &Self::Adi, slot: u32);
+
+    /// Fills the ADI's counters, in [`PfInfo::counters`] order.
+    fn counters(&self, adi: &Self::Adi, values: &mut [u64]);
 }
 
-impl QpStats {
-    fn to_raw(self) -> bindings::vdcm_qp_stats {
-        bindings::vdcm_qp_stats {
-            descriptors: self.descriptors,
-            bytes: self.bytes,
-            faults: self.faults,
-            invalid: self.invalid,
-            interrupts: self.interrupts,
+/// The C description built from a [`PfInfo`], owned by the registration.
+struct Description {
+    pools: KVec<bindings::vdcm_pool>,
+    types: KVec<bindings::vdcm_adi_type>,
+    _ranges: KVec<KVec<bindings::vdcm_bar_range>>,
+    counters: KVec<*const kernel::ffi::c_char>,
+}
+
+impl Description {
+    fn new(info: &PfInfo<'_>) -> Result<Self> {
+        let mut pools = KVec::with_capacity(info.pools.len(), GFP_KERNEL)?;
+        for p in info.pools {
+            pools.push(
+                bindings::vdcm_pool {
+                    name: p.name.as_char_ptr(),
+                    size: p.size,
+                },
+                GFP_KERNEL,
+            )?;
         }
-    }
-
-    #[cfg_attr(not(vdcm_host), allow(dead_code))]
-    fn from_raw(s: &bindings::vdcm_qp_stats) -> Self {
-        QpStats {
-            descriptors: s.descriptors,
-            bytes: s.bytes,
-            faults: s.faults,
-            invalid: s.invalid,
-            interrupts: s.interrupts,
+        let mut ranges = KVec::with_capacity(info.types.len() * NUM_BARS, GFP_KERNEL)?;
+        let mut types = KVec::with_capacity(info.types.len(), GFP_KERNEL)?;
+        for t in info.types {
+            let mut bars: [bindings::vdcm_bar; NUM_BARS] = Default::default();
+            for (raw, bar) in bars.iter_mut().zip(t.bars.iter()) {
+                let mut list = KVec::with_capacity(bar.ranges.len(), GFP_KERNEL)?;
+                for r in bar.ranges {
+                    list.push(
+                        bindings::vdcm_bar_range {
+                            kind: match r.kind {
+                                RangeKind::Trap => bindings::VDCM_RANGE_TRAP,
+                                RangeKind::Direct => bindings::VDCM_RANGE_DIRECT,
+                            },
+                            offset: r.offset,
+                            size: r.size,
+                        },
+                        GFP_KERNEL,
+                    )?;
+                }
+                *raw = bindings::vdcm_bar {
+                    size: bar.size,
+                    flags: if bar.bits64 {
+                        bindings::VDCM_BAR_64BIT
+                    } else {
+                        0
+                    } | if bar.prefetchable {
+                        bindings::VDCM_BAR_PREFETCH
+                    } else {
+                        0
+                    },
+                    nr_ranges: list.len() as u32,
+                    // The vector's heap buffer does not move when `list`
+                    // is moved into `ranges`.
+                    ranges: list.as_ptr(),
+                };
+                ranges.push(list, GFP_KERNEL)?;
+            }
+            types.push(
+                bindings::vdcm_adi_type {
+                    name: t.name.as_char_ptr(),
+                    description: t.description.as_char_ptr(),
+                    vendor: t.vendor,
+                    device: t.device,
+                    subsystem_vendor: t.subsystem_vendor,
+                    subsystem: t.subsystem,
+                    revision: t.revision,
+                    class: t.class,
+                    bars,
+                    msix: bindings::vdcm_msix {
+                        vectors: t.msix.vectors,
+                        bar: t.msix.bar,
+                        table_offset: t.msix.table_offset,
+                        pba_offset: t.msix.pba_offset,
+                    },
+                    nr_dvsecs: 0,
+                    dvsecs: core::ptr::null(),
+                    pool: t.pool,
+                    units: t.units,
+                    nr_pins: t.pins,
+                },
+                GFP_KERNEL,
+            )?;
         }
-    }
-}
-
-impl core::ops::Add for QpStats {
-    type Output = QpStats;
-
-    fn add(self, o: QpStats) -> QpStats {
-        QpStats {
-            descriptors: self.descriptors + o.descriptors,
-            bytes: self.bytes + o.bytes,
-            faults: self.faults + o.faults,
-            invalid: self.invalid + o.invalid,
-            interrupts: self.interrupts + o.interrupts,
+        let mut counters = KVec::with_capacity(info.counters.len(), GFP_KERNEL)?;
+        for c in info.counters {
+            counters.push(c.as_char_ptr(), GFP_KERNEL)?;
         }
-    }
-}
-
-/// A reference to the tenant a queue pair works for (`struct
-/// vdcm_tenant`), held by the PF.
-///
-/// # Invariants
-///
-/// `raw` points to a live tenant object on which this value holds one
-/// reference.
-pub struct TenantRef {
-    raw: NonNull<bindings::vdcm_tenant>,
-}
-
-// SAFETY: the contract allows tenant objects to be used from any thread.
-unsafe impl Send for TenantRef {}
-// SAFETY: See `Send`.
-unsafe impl Sync for TenantRef {}
-
-impl TenantRef {
-    /// Takes a new reference on `raw`.
-    ///
-    /// # Safety
-    ///
-    /// `raw` must point to a live tenant object (the VDCM holds a reference
-    /// for the duration of the call that passed it).
-    unsafe fn get(raw: NonNull<bindings::vdcm_tenant>) -> Option<Self> {
-        // SAFETY: live, per the caller.
-        let get = unsafe { raw.as_ref().get }?;
-        // SAFETY: `get` is the object's own reference-taking callback.
-        unsafe { get(raw.as_ptr()) };
-        // INVARIANT: we just took the reference.
-        Some(TenantRef { raw })
-    }
-
-    /// A reference to `tenant`, for a PF that implements its own tenants
-    /// (a PF's in-kernel client of its own engine).
-    pub fn new<T: TenantOps>(tenant: &Arc<Tenant<T>>) -> Self {
-        // The C header is the first field of the `#[repr(C)]` `Tenant`: its
-        // address is the `Arc`'s data pointer, which `put` gives back.
-        let raw = NonNull::from(&tenant.raw);
-        let _ = Arc::into_raw(tenant.clone());
-        // INVARIANT: the reference leaked just above is ours; `put` (the
-        // tenant's own callback, in `Drop`) gives it back.
-        TenantRef { raw }
-    }
-
-    /// Copies between `buf` and the tenant's I/O address space at `iova`
-    /// (`write`: to the tenant). `EFAULT`: some of the range is not mapped
-    /// and nothing was written; `EPERM`: the tenant's device does not allow
-    /// DMA; `ENODEV`: the binding was revoked. May sleep.
-    pub fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result {
-        // SAFETY: live, by the type invariant.
-        let Some(rw) = (unsafe { self.raw.as_ref().dma_rw }) else {
-            return Err(ENODEV);
-        };
-        // SAFETY: `buf` is valid for `buf.len()` bytes during the call; the
-        // callback copies and keeps no reference.
-        kernel::error::to_result(unsafe {
-            rw(
-                self.raw.as_ptr(),
-                iova,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                write,
-            )
+        Ok(Description {
+            pools,
+            types,
+            _ranges: ranges,
+            counters,
         })
     }
-
-    /// Signals the completion interrupt of queue pair `qp`, which must be
-    /// bound to this tenant. May sleep.
-    pub fn raise_irq(&self, qp: u32) {
-        // SAFETY: live, by the type invariant.
-        if let Some(raise) = unsafe { self.raw.as_ref().raise_irq } {
-            // SAFETY: the object's own callback.
-            unsafe { raise(self.raw.as_ptr(), qp) };
-        }
-    }
 }
 
-impl Clone for TenantRef {
-    fn clone(&self) -> Self {
-        // SAFETY: we hold a reference, so the object is live. A live object
-        // always has `get` (checked when the first reference was taken).
-        unsafe { TenantRef::get(self.raw) }.unwrap_or(TenantRef { raw: self.raw })
-    }
-}
-
-impl Drop for TenantRef {
-    fn drop(&mut self) {
-        // SAFETY: we hold a reference; `put` drops it.
-        if let Some(put) = unsafe { self.raw.as_ref().put } {
-            // SAFETY: the object's own callback, our reference.
-            unsafe { put(self.raw.as_ptr()) };
-        }
-    }
-}
-
-/// A PF registered with the VDCM, on the PF driver's side; `T` provides
-/// its queue-pair operations.
+/// A PF registered with the VDCM; `T` is its personality.
 ///
 /// # Invariants
 ///
 /// `raw` is registered with `vdcm_register_pf` until drop, with `priv`
-/// pointing to `ops`, and is not written by this side meanwhile.
+/// pointing to `driver` and every pointer in it into `desc`, and neither is
+/// written meanwhile.
 #[pin_data(PinnedDrop)]
-pub struct Registration<T: QueueOps> {
+pub struct Registration<T: PfDriver> {
     #[pin]
-    ops: T,
+    driver: T,
+    desc: Description,
     #[pin]
     raw: Opaque<bindings::vdcm_pf>,
 }
 
-// SAFETY: after registration the structure is only read (by the VDCM), and
-// `T` is `Send + Sync`.
-unsafe impl<T: QueueOps> Send for Registration<T> {}
+// SAFETY: after registration the structure is only read (by the VDCM); `T`
+// is `Send + Sync`; the description's raw pointers point to static strings
+// and to the registration's own vectors, which are never written.
+unsafe impl<T: PfDriver> Send for Registration<T> {}
 // SAFETY: See `Send`.
-unsafe impl<T: QueueOps> Sync for Registration<T> {}
+unsafe impl<T: PfDriver> Sync for Registration<T> {}
 
-impl<T: QueueOps> Registration<T> {
-    /// Registers the PF whose device is `dev`, which offers `caps` through
-    /// the queue operations `ops`.
+impl<T: PfDriver> Registration<T> {
+    /// Registers the PF whose device is `dev`, described by `info`, with
+    /// the personality `driver`.
     ///
     /// `dev` must outlive the registration: it is the parent of every ADI
     /// created on the PF.
     pub fn new<'a>(
         dev: &'a device::Device,
-        caps: Caps,
-        ops: impl PinInit<T, Error> + 'a,
-    ) -> impl PinInit<Self, Error> + 'a {
-        try_pin_init!(&this in Self {
-            ops <- ops,
-            // Initialised after `ops`, which `priv` points to.
+        info: &PfInfo<'_>,
+        driver: impl PinInit<T, Error> + 'a,
+    ) -> Result<impl PinInit<Self, Error> + 'a> {
+        let desc = Description::new(info)?;
+        let pasid_bits = info.pasid_bits;
+        Ok(try_pin_init!(&this in Self {
+            driver <- driver,
+            desc,
+            // Initialised after `driver` and `desc`, which it points to.
             raw <- Opaque::try_ffi_init(move |slot: *mut bindings::vdcm_pf| {
-                // SAFETY: `this` is the structure being initialised; `ops`
-                // is already in place and pinned with it.
-                let ops_ptr = unsafe { core::ptr::addr_of_mut!((*this.as_ptr()).ops) };
+                // SAFETY: `this` is the structure being initialised; its
+                // `driver` and `desc` are in place and pinned with it.
+                let (driver, desc) = unsafe {
+                    (
+                        core::ptr::addr_of_mut!((*this.as_ptr()).driver),
+                        &*core::ptr::addr_of!((*this.as_ptr()).desc),
+                    )
+                };
                 // SAFETY: `slot` is valid for writes.
                 unsafe {
                     slot.write(bindings::vdcm_pf {
                         version: CONTRACT_VERSION,
                         dev: super::raw_device(dev),
-                        caps: caps.into(),
+                        pasid_bits,
+                        nr_pools: desc.pools.len() as u32,
+                        pools: desc.pools.as_ptr(),
+                        nr_types: desc.types.len() as u32,
+                        types: desc.types.as_ptr(),
+                        nr_counters: desc.counters.len() as u32,
+                        counter_names: desc.counters.as_ptr(),
                         ops: const { &OpsTable::<T>::OPS },
-                        priv_: ops_ptr.cast(),
+                        priv_: driver.cast(),
                         vdcm: core::ptr::null_mut(),
                     })
                 };
@@ -340,17 +358,17 @@ impl<T: QueueOps> Registration<T> {
                 // until `drop` unregisters it.
                 to_result(unsafe { bindings::vdcm_register_pf(slot) })
             }),
-        })
+        }))
     }
 
-    /// The PF driver's operations.
-    pub fn ops(&self) -> &T {
-        &self.ops
+    /// The PF driver's personality.
+    pub fn driver(&self) -> &T {
+        &self.driver
     }
 }
 
 #[pinned_drop]
-impl<T: QueueOps> PinnedDrop for Registration<T> {
+impl<T: PfDriver> PinnedDrop for Registration<T> {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: registered, by the type invariant. This may sleep until
         // every ADI of the PF is released; afterwards no op is called.
@@ -358,202 +376,46 @@ impl<T: QueueOps> PinnedDrop for Registration<T> {
     }
 }
 
-/// The C ops table of a [`QueueOps`] implementation.
-struct OpsTable<T: QueueOps>(core::marker::PhantomData<T>);
+/// The C ops table of a [`PfDriver`] implementation.
+struct OpsTable<T: PfDriver>(core::marker::PhantomData<T>);
 
-impl<T: QueueOps> OpsTable<T> {
+/// Converts a unit result into an errno.
+fn errno(r: Result) -> kernel::ffi::c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+impl<T: PfDriver> OpsTable<T> {
     const OPS: bindings::vdcm_pf_ops = bindings::vdcm_pf_ops {
-        qp_alloc: Some(Self::qp_alloc),
-        qp_free: Some(Self::qp_free),
-        qp_bind: Some(Self::qp_bind),
-        qp_unbind: Some(Self::qp_unbind),
-        qp_start: Some(Self::qp_start),
-        qp_stop: Some(Self::qp_stop),
-        qp_doorbell: Some(Self::qp_doorbell),
-        qp_stats: Some(Self::qp_stats),
-        portal_alloc: Some(Self::portal_alloc),
-        portal_enable: Some(Self::portal_enable),
-        portal_free: Some(Self::portal_free),
-        portal_page: Some(Self::portal_page),
-        portal_stats: Some(Self::portal_stats),
         config_read: Some(Self::config_read),
+        adi_create: Some(Self::adi_create),
+        adi_destroy: Some(Self::adi_destroy),
+        trap_read: Some(Self::trap_read),
+        trap_write: Some(Self::trap_write),
+        direct_page: Some(Self::direct_page),
+        reset: Some(Self::reset),
+        unpinned: Some(Self::unpinned),
+        counters: Some(Self::counters),
     };
 
     /// # Safety
     ///
     /// `pf` must be registered by a `Registration<T>`.
-    unsafe fn ops<'a>(pf: *mut bindings::vdcm_pf) -> &'a T {
-        // SAFETY: `priv` points to the registration's pinned `ops`, which
-        // outlives the registration (type invariant of `Registration`).
+    unsafe fn driver<'a>(pf: *mut bindings::vdcm_pf) -> &'a T {
+        // SAFETY: `priv` points to the registration's pinned `driver`,
+        // which outlives the registration (type invariant).
         unsafe { &*(*pf).priv_.cast::<T>() }
     }
 
     /// # Safety
     ///
-    /// Called by the VDCM with a registered PF and a valid `qp` pointer.
-    unsafe extern "C" fn qp_alloc(pf: *mut bindings::vdcm_pf, qp: *mut u32) -> kernel::ffi::c_int {
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.qp_alloc() {
-            Ok(n) => {
-                // SAFETY: `qp` is valid for writes.
-                unsafe { *qp = n };
-                0
-            }
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn qp_free(pf: *mut bindings::vdcm_pf, qp: u32) {
-        // SAFETY: per the function's contract.
-        unsafe { Self::ops(pf) }.qp_free(qp)
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF and a live tenant object.
-    unsafe extern "C" fn qp_bind(
-        pf: *mut bindings::vdcm_pf,
-        qp: u32,
-        pasid: u32,
-        tenant: *mut bindings::vdcm_tenant,
-    ) -> kernel::ffi::c_int {
-        let Some(tenant) = NonNull::new(tenant) else {
-            return EINVAL.to_errno();
-        };
-        // SAFETY: the VDCM holds a reference during the call.
-        let Some(tenant) = (unsafe { TenantRef::get(tenant) }) else {
-            return EINVAL.to_errno();
-        };
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.qp_bind(qp, pasid, tenant) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn qp_unbind(pf: *mut bindings::vdcm_pf, qp: u32) {
-        // SAFETY: per the function's contract.
-        unsafe { Self::ops(pf) }.qp_unbind(qp)
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn qp_start(
-        pf: *mut bindings::vdcm_pf,
-        qp: u32,
-        ring_iova: u64,
-        ring_size: u32,
-    ) -> kernel::ffi::c_int {
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.qp_start(qp, ring_iova, ring_size) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn qp_stop(pf: *mut bindings::vdcm_pf, qp: u32) {
-        // SAFETY: per the function's contract.
-        unsafe { Self::ops(pf) }.qp_stop(qp)
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn qp_doorbell(pf: *mut bindings::vdcm_pf, qp: u32) -> *mut bindings::page {
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.qp_doorbell(qp) {
-            Some(page) => page.as_ptr(),
-            None => core::ptr::null_mut(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF and a valid `stats` pointer.
-    unsafe extern "C" fn qp_stats(
-        pf: *mut bindings::vdcm_pf,
-        qp: u32,
-        stats: *mut bindings::vdcm_qp_stats,
-    ) {
-        // SAFETY: per the function's contract.
-        let s = unsafe { Self::ops(pf) }.qp_stats(qp);
-        // SAFETY: `stats` is valid for writes.
-        unsafe { stats.write(s.to_raw()) };
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF, a live tenant it holds a
-    /// reference on for the call, and a valid `portal` pointer.
-    unsafe extern "C" fn portal_alloc(
-        pf: *mut bindings::vdcm_pf,
-        pasid: u32,
-        tenant: *mut bindings::vdcm_tenant,
-        portal: *mut u32,
-    ) -> kernel::ffi::c_int {
-        let Some(raw) = NonNull::new(tenant) else {
-            return EINVAL.to_errno();
-        };
-        // SAFETY: the VDCM passes a live tenant.
-        let Some(tenant) = (unsafe { TenantRef::get(raw) }) else {
-            return EINVAL.to_errno();
-        };
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.portal_alloc(pasid, tenant) {
-            Ok(n) => {
-                // SAFETY: `portal` is valid for writes.
-                unsafe { *portal = n };
-                0
-            }
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn portal_enable(
-        pf: *mut bindings::vdcm_pf,
-        portal: u32,
-        enable: bool,
-    ) -> kernel::ffi::c_int {
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.portal_enable(portal, enable) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn portal_free(pf: *mut bindings::vdcm_pf, portal: u32) {
-        // SAFETY: per the function's contract.
-        unsafe { Self::ops(pf) }.portal_free(portal);
-    }
-
-    /// # Safety
-    ///
-    /// Called by the VDCM with a registered PF.
-    unsafe extern "C" fn portal_page(
-        pf: *mut bindings::vdcm_pf,
-        portal: u32,
-    ) -> *mut bindings::page {
-        // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.portal_page(portal) {
-            Some(page) => page.as_ptr(),
-            None => core::ptr::null_mut(),
-        }
+    /// `adi` must come from this table's `adi_create` and not be destroyed.
+    unsafe fn adi<'a>(adi: *mut c_void) -> Pin<&'a T::Adi> {
+        // SAFETY: `adi` came from `into_foreign` in `adi_create` and the
+        // VDCM gives it back to `adi_destroy` only after its last use.
+        unsafe { <Pin<KBox<T::Adi>> as ForeignOwnable>::borrow(adi) }
     }
 
     /// # Safety
@@ -566,7 +428,7 @@ impl<T: QueueOps> OpsTable<T> {
         value: *mut u32,
     ) -> kernel::ffi::c_int {
         // SAFETY: per the function's contract.
-        match unsafe { Self::ops(pf) }.config_read(offset, len) {
+        match unsafe { Self::driver(pf) }.config_read(offset, len) {
             Ok(v) => {
                 // SAFETY: `value` is valid for writes.
                 unsafe { *value = v };
@@ -578,549 +440,135 @@ impl<T: QueueOps> OpsTable<T> {
 
     /// # Safety
     ///
-    /// Called by the VDCM with a registered PF and a valid `stats` pointer.
-    unsafe extern "C" fn portal_stats(
+    /// Called by the VDCM with a registered PF, a live tenant it holds a
+    /// reference on for the call, and a valid `adi` pointer.
+    unsafe extern "C" fn adi_create(
         pf: *mut bindings::vdcm_pf,
-        portal: u32,
-        stats: *mut bindings::vdcm_qp_stats,
-    ) {
-        // SAFETY: per the function's contract.
-        let s = unsafe { Self::ops(pf) }.portal_stats(portal);
-        // SAFETY: `stats` is valid for writes.
-        unsafe { stats.write(s.to_raw()) };
-    }
-}
-
-/// What a tenant object does for the PF (`struct vdcm_tenant`).
-pub trait TenantOps: Send + Sync + 'static {
-    /// Copies between `buf` and the tenant's I/O address space.
-    fn dma_rw(&self, iova: u64, buf: &mut [u8], write: bool) -> Result;
-    /// Signals the completion interrupt of the PF's queue pair `qp`.
-    /// Process context; may sleep.
-    fn raise_irq(&self, qp: u32);
-}
-
-/// A tenant object the VDCM gives to PFs: the C header they call through,
-/// followed by the VDCM's implementation. Always lives in an [`Arc`],
-/// whose count the PF's `get`/`put` move.
-#[repr(C)]
-#[pin_data]
-pub struct Tenant<T: TenantOps> {
-    raw: bindings::vdcm_tenant,
-    #[pin]
-    ops: T,
-}
-
-// SAFETY: the C header only holds function pointers; `T` is `Send + Sync`.
-unsafe impl<T: TenantOps> Send for Tenant<T> {}
-// SAFETY: See `Send`.
-unsafe impl<T: TenantOps> Sync for Tenant<T> {}
-
-impl<T: TenantOps> Tenant<T> {
-    /// A new tenant object implemented by `ops`.
-    pub fn new(ops: impl PinInit<T, Error>) -> Result<Arc<Self>> {
-        Arc::pin_init(
-            try_pin_init!(Tenant {
-                raw: bindings::vdcm_tenant {
-                    dma_rw: Some(Self::dma_rw),
-                    raise_irq: Some(Self::raise_irq),
-                    get: Some(Self::get),
-                    put: Some(Self::put),
-                },
-                ops <- ops,
-            }),
-            GFP_KERNEL,
-        )
-    }
-
-    /// The VDCM's implementation.
-    pub fn ops(&self) -> &T {
-        &self.ops
-    }
-
-    /// # Safety
-    ///
-    /// `t` must be the header of a live `Tenant<T>` in an `Arc`.
-    unsafe fn from_raw<'a>(t: *mut bindings::vdcm_tenant) -> &'a Self {
-        // SAFETY: `raw` is the first field of the `#[repr(C)]` struct.
-        unsafe { &*t.cast::<Self>() }
-    }
-
-    /// # Safety
-    ///
-    /// Called by a PF with a tenant it holds a reference on and a buffer
-    /// of `len` bytes.
-    unsafe extern "C" fn dma_rw(
-        t: *mut bindings::vdcm_tenant,
-        iova: u64,
-        buf: *mut c_void,
-        len: usize,
-        write: bool,
+        ty: u32,
+        pasid: u32,
+        tenant: *mut bindings::vdcm_tenant,
+        adi: *mut *mut c_void,
     ) -> kernel::ffi::c_int {
-        if buf.is_null() || len == 0 {
-            return EINVAL.to_errno();
-        }
-        // SAFETY: the PF calls with a tenant it holds a reference on and
-        // a buffer of `len` bytes it owns for the duration of the call.
-        let (this, buf) = unsafe {
-            (
-                Self::from_raw(t),
-                core::slice::from_raw_parts_mut(buf.cast::<u8>(), len),
-            )
-        };
-        match this.ops.dma_rw(iova, buf, write) {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// # Safety
-    ///
-    /// Called by a PF with a tenant it holds a reference on.
-    unsafe extern "C" fn raise_irq(t: *mut bindings::vdcm_tenant, qp: u32) {
-        // SAFETY: the PF holds a reference.
-        unsafe { Self::from_raw(t) }.ops.raise_irq(qp);
-    }
-
-    /// # Safety
-    ///
-    /// Called with a tenant the caller holds a reference on.
-    unsafe extern "C" fn get(t: *mut bindings::vdcm_tenant) {
-        // SAFETY: `t` is the data pointer of a live `Arc<Tenant<T>>` (the
-        // header is at offset 0) on which the caller holds a reference.
-        let borrowed = unsafe { ArcBorrow::<Self>::from_raw(t.cast_const().cast()) };
-        // Leak one new reference: `put` takes it back.
-        let _ = Arc::<Self>::from(borrowed).into_raw();
-    }
-
-    /// # Safety
-    ///
-    /// Called to give back a reference taken with `get`.
-    unsafe extern "C" fn put(t: *mut bindings::vdcm_tenant) {
-        // SAFETY: the caller gives back a reference taken by `get`.
-        drop(unsafe { Arc::<Self>::from_raw(t.cast_const().cast()) });
-    }
-}
-
-#[cfg(vdcm_host)]
-pub use host::*;
-
-/// The VDCM's side of the contract: the exported entry points.
-#[cfg(vdcm_host)]
-mod host {
-    use core::ffi::c_void;
-    use core::ptr::NonNull;
-
-    use kernel::device;
-    use kernel::error::to_result;
-    use kernel::prelude::*;
-    use kernel::sync::Arc;
-    use kernel::types::ForeignOwnable;
-
-    use super::bindings;
-    use super::Caps;
-    use super::QpStats;
-    use super::Tenant;
-    use super::TenantOps;
-    use super::CONTRACT_VERSION;
-    use super::MODE_SHARED;
-
-    /// A registering PF, as the VDCM sees it.
-    ///
-    /// # Invariants
-    ///
-    /// `raw` points to a registered (or registering) `struct vdcm_pf`,
-    /// which the PF driver keeps valid and unchanged until it unregisters.
-    pub struct Pf {
-        raw: NonNull<bindings::vdcm_pf>,
-    }
-
-    // SAFETY: the structure is read-only while registered; see the type
-    // invariant.
-    unsafe impl Send for Pf {}
-    // SAFETY: See `Send`.
-    unsafe impl Sync for Pf {}
-
-    impl Pf {
-        /// The PF's device, the parent of its ADIs.
-        pub fn device(&self) -> &device::Device {
-            // SAFETY: the PF driver keeps `dev` valid while registered (type
-            // invariant; documented in the header).
-            unsafe { device::Device::from_raw(self.raw.as_ref().dev) }
-        }
-
-        /// What the PF offers.
-        pub fn caps(&self) -> Caps {
-            // SAFETY: valid and unchanged while registered.
-            Caps::from(unsafe { &self.raw.as_ref().caps })
-        }
-
-        /// The PF's ops table; every member is present (checked at
-        /// registration).
-        fn ops(&self) -> &bindings::vdcm_pf_ops {
-            // SAFETY: valid and unchanged while registered; `ops` was checked
-            // to be non-null in `vdcm_register_pf`.
-            unsafe { &*self.raw.as_ref().ops }
-        }
-
-        /// Takes one free queue pair.
-        pub fn qp_alloc(&self) -> Result<u32> {
-            let mut qp = 0;
-            let f = self.ops().qp_alloc.ok_or(ENODEV)?;
-            // SAFETY: the PF's own op, called with its registered structure.
-            to_result(unsafe { f(self.raw.as_ptr(), &mut qp) })?;
-            Ok(qp)
-        }
-
-        /// Gives back a queue pair.
-        pub fn qp_free(&self, qp: u32) {
-            if let Some(f) = self.ops().qp_free {
-                // SAFETY: the PF's own op, called with its registered structure.
-                unsafe { f(self.raw.as_ptr(), qp) };
-            }
-        }
-
-        /// Programs the queue pair's PASID and the tenant it works for.
-        pub fn qp_bind<T: TenantOps>(
-            &self,
-            qp: u32,
-            pasid: u32,
-            tenant: &Arc<Tenant<T>>,
-        ) -> Result {
-            let f = self.ops().qp_bind.ok_or(ENODEV)?;
-            let raw = Arc::as_ptr(tenant)
-                .cast_mut()
-                .cast::<bindings::vdcm_tenant>();
-            // SAFETY: the PF's own op; `raw` is the tenant's C header (first
-            // field of the `#[repr(C)]` `Tenant`), kept alive by `tenant`
-            // during the call and by the references the PF takes after.
-            to_result(unsafe { f(self.raw.as_ptr(), qp, pasid, raw) })
-        }
-
-        /// Forgets the queue pair's tenant.
-        pub fn qp_unbind(&self, qp: u32) {
-            if let Some(f) = self.ops().qp_unbind {
-                // SAFETY: the PF's own op, called with its registered structure.
-                unsafe { f(self.raw.as_ptr(), qp) };
-            }
-        }
-
-        /// Starts the queue pair on the ring at `ring_iova`.
-        pub fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32) -> Result {
-            let f = self.ops().qp_start.ok_or(ENODEV)?;
-            // SAFETY: the PF's own op, called with its registered structure.
-            to_result(unsafe { f(self.raw.as_ptr(), qp, ring_iova, ring_size) })
-        }
-
-        /// Stops the queue pair, waiting for its descriptors in flight.
-        pub fn qp_stop(&self, qp: u32) {
-            if let Some(f) = self.ops().qp_stop {
-                // SAFETY: the PF's own op, called with its registered structure.
-                unsafe { f(self.raw.as_ptr(), qp) };
-            }
-        }
-
-        /// The queue pair's doorbell page, for mapping to the tenant.
-        pub fn qp_doorbell(&self, qp: u32) -> Option<crate::vdcm_kernel::vfio::MappablePage> {
-            let f = self.ops().qp_doorbell?;
-            // SAFETY: the PF's own op, called with its registered structure.
-            let page = NonNull::new(unsafe { f(self.raw.as_ptr(), qp) })?;
-            // SAFETY: the contract makes the doorbell page an order-0 page
-            // the PF keeps allocated until it unregisters, which cannot
-            // happen while the `Pf` (owned by the PF's state) is in use.
-            Some(unsafe { crate::vdcm_kernel::vfio::MappablePage::from_raw(page) })
-        }
-
-        /// The queue pair's counters.
-        pub fn qp_stats(&self, qp: u32) -> QpStats {
-            let mut s = bindings::vdcm_qp_stats::default();
-            if let Some(f) = self.ops().qp_stats {
-                // SAFETY: the PF's own op; `s` is valid for writes.
-                unsafe { f(self.raw.as_ptr(), qp, &mut s) };
-            }
-            QpStats::from_raw(&s)
-        }
-
-        /// Reads `len` bytes at `offset` of the PF's config space.
-        pub fn config_read(&self, offset: u32, len: u32) -> Result<u32> {
-            let f = self.ops().config_read.ok_or(ENODEV)?;
-            let mut value = 0;
-            // SAFETY: the PF's own op, called with its registered structure;
-            // `value` is valid for writes.
-            to_result(unsafe { f(self.raw.as_ptr(), offset, len, &mut value) })?;
-            Ok(value)
-        }
-
-        /// Whether the PF's config space has the SIOV DVSEC (vendor 0x8086,
-        /// DVSEC ID 5) among its extended capabilities.
-        pub fn has_siov_capability(&self) -> bool {
-            let mut at = 0x100;
-            // Extended capabilities are at least 4 bytes apart: at most
-            // 960 of them fit; a longer chain is a loop.
-            for _ in 0..960 {
-                let Ok(hdr) = self.config_read(at, 4) else {
-                    return false;
-                };
-                if hdr == 0 || hdr == u32::MAX {
-                    return false;
-                }
-                if hdr & 0xffff == 0x23 {
-                    let vendor = self.config_read(at + 4, 2).unwrap_or(0);
-                    let id = self.config_read(at + 8, 2).unwrap_or(0);
-                    if vendor == 0x8086 && id == 5 {
-                        return true;
-                    }
-                }
-                let next = hdr >> 20;
-                if next < 0x100 {
-                    return false;
-                }
-                at = next;
-            }
-            false
-        }
-
-        /// Shared mode: opens a portal for `tenant` with `pasid`.
-        pub fn portal_alloc<T: TenantOps>(
-            &self,
-            pasid: u32,
-            tenant: &Arc<Tenant<T>>,
-        ) -> Result<u32> {
-            let f = self.ops().portal_alloc.ok_or(ENODEV)?;
-            let raw = Arc::as_ptr(tenant)
-                .cast_mut()
-                .cast::<bindings::vdcm_tenant>();
-            let mut portal = 0;
-            // SAFETY: the PF's own op; `raw` is the tenant's C header, kept
-            // alive by `tenant` during the call and by the PF's references
-            // after.
-            to_result(unsafe { f(self.raw.as_ptr(), pasid, raw, &mut portal) })?;
-            Ok(portal)
-        }
-
-        /// Shared mode: starts or stops accepting work through the portal.
-        pub fn portal_enable(&self, portal: u32, enable: bool) -> Result {
-            let f = self.ops().portal_enable.ok_or(ENODEV)?;
-            // SAFETY: the PF's own op, called with its registered structure.
-            to_result(unsafe { f(self.raw.as_ptr(), portal, enable) })
-        }
-
-        /// Shared mode: closes the portal.
-        pub fn portal_free(&self, portal: u32) {
-            if let Some(f) = self.ops().portal_free {
-                // SAFETY: the PF's own op, called with its registered structure.
-                unsafe { f(self.raw.as_ptr(), portal) };
-            }
-        }
-
-        /// Shared mode: the portal's page, for mapping to the tenant.
-        pub fn portal_page(&self, portal: u32) -> Option<crate::vdcm_kernel::vfio::MappablePage> {
-            let f = self.ops().portal_page?;
-            // SAFETY: the PF's own op, called with its registered structure.
-            let page = NonNull::new(unsafe { f(self.raw.as_ptr(), portal) })?;
-            // SAFETY: the contract makes the portal page an order-0 page
-            // the PF keeps allocated until `portal_free`, which the VDCM
-            // calls only after the tenant's mappings are gone (the device
-            // is closed, and mappings hold it open).
-            Some(unsafe { crate::vdcm_kernel::vfio::MappablePage::from_raw(page) })
-        }
-
-        /// Shared mode: the portal's counters.
-        pub fn portal_stats(&self, portal: u32) -> QpStats {
-            let mut s = bindings::vdcm_qp_stats::default();
-            if let Some(f) = self.ops().portal_stats {
-                // SAFETY: the PF's own op; `s` is valid for writes.
-                unsafe { f(self.raw.as_ptr(), portal, &mut s) };
-            }
-            QpStats::from_raw(&s)
-        }
-    }
-
-    /// The VDCM: what happens when PFs come and go.
-    pub trait Host: Send + Sync + 'static {
-        /// State the host keeps for one PF; dropping it withdraws the PF
-        /// (removing its ADIs first).
-        type PfState: Send;
-
-        /// A PF registers; `pf` stays valid for as long as the returned
-        /// state lives.
-        fn pf_added(&self, pf: Pf) -> Result<Self::PfState>;
-    }
-
-    /// The installed host, type-erased.
-    struct Slot {
-        host: *const c_void,
-        add: fn(*const c_void, Pf) -> Result<*mut c_void>,
-        remove: fn(*mut c_void),
-        pfs: usize,
-    }
-
-    // SAFETY: `host` is an `Arc<H>` with `H: Send + Sync`; the functions
-    // are plain code.
-    unsafe impl Send for Slot {}
-
-    kernel::sync::global_lock! {
-        // SAFETY: initialised once, in `HostRegistration::new`, before any
-        // use (guarded by `INIT`).
-        unsafe(uninit) static HOST: Mutex<Option<Slot>> = None;
-    }
-
-    static INIT: kernel::sync::atomic::Atomic<bool> = kernel::sync::atomic::Atomic::new(false);
-
-    fn add_for<H: Host>(host: *const c_void, pf: Pf) -> Result<*mut c_void> {
-        // SAFETY: `host` came from `Arc::<H>::into_foreign` in
-        // `HostRegistration::new` and stays alive while installed.
-        let host = unsafe { <Arc<H> as ForeignOwnable>::borrow(host.cast_mut()) };
-        let state = host.pf_added(pf)?;
-        Ok(KBox::new(state, GFP_KERNEL)?.into_foreign())
-    }
-
-    fn remove_for<H: Host>(state: *mut c_void) {
-        // SAFETY: `state` came from `add_for::<H>` and is taken back once.
-        drop(unsafe { KBox::<H::PfState>::from_foreign(state) });
-    }
-
-    /// The installed host; PFs can register while it lives.
-    pub struct HostRegistration<H: Host> {
-        _host: core::marker::PhantomData<H>,
-    }
-
-    impl<H: Host> HostRegistration<H> {
-        /// Installs `host`. Fails with `EBUSY` if a host is installed.
-        pub fn new(host: Arc<H>) -> Result<Self> {
-            use kernel::sync::atomic::Relaxed;
-            if INIT.cmpxchg(false, true, Relaxed).is_ok() {
-                // SAFETY: the compare-exchange lets exactly one caller, ever,
-                // reach this line.
-                unsafe { HOST.init() };
-            }
-            let mut slot = HOST.lock();
-            if slot.is_some() {
-                return Err(EBUSY);
-            }
-            *slot = Some(Slot {
-                host: host.into_foreign().cast_const(),
-                add: add_for::<H>,
-                remove: remove_for::<H>,
-                pfs: 0,
-            });
-            Ok(Self {
-                _host: core::marker::PhantomData,
-            })
-        }
-    }
-
-    impl<H: Host> Drop for HostRegistration<H> {
-        fn drop(&mut self) {
-            let mut slot = HOST.lock();
-            if let Some(s) = slot.take() {
-                if s.pfs != 0 {
-                    // PF modules depend on the VDCM's symbols, so they are
-                    // unloaded (and unregistered) first; this is a PF bug.
-                    pr_err!("{} PF(s) still registered at VDCM exit\n", s.pfs);
-                }
-                // SAFETY: `host` came from `Arc::<H>::into_foreign`.
-                drop(unsafe { Arc::<H>::from_foreign(s.host.cast_mut()) });
-            }
-        }
-    }
-
-    /// `vdcm_register_pf()` of `include/vdcm_pf.h`.
-    ///
-    /// # Safety
-    ///
-    /// `pf` must follow the header's rules: valid and unchanged until
-    /// `vdcm_unregister_pf(pf)` returns.
-    #[no_mangle]
-    pub unsafe extern "C" fn vdcm_register_pf(pf: *mut bindings::vdcm_pf) -> kernel::ffi::c_int {
-        let Some(raw) = NonNull::new(pf) else {
+        let Some(tenant) = NonNull::new(tenant) else {
             return EINVAL.to_errno();
         };
-        // SAFETY: valid per the caller's contract.
-        let version = unsafe { raw.as_ref().version };
-        if version != CONTRACT_VERSION {
-            pr_err!(
-                "PF built for contract v{}, this VDCM implements v{}\n",
-                version,
-                CONTRACT_VERSION
-            );
-            // The kernel crate has no EPROTO constant; the uapi value is
-            // a small positive number.
-            return -(bindings::EPROTO as kernel::ffi::c_int);
-        }
-        // SAFETY: valid per the caller's contract.
-        let ops = unsafe { raw.as_ref().ops };
-        let complete = !ops.is_null() && {
-            // SAFETY: a non-null `ops` points to the PF's static table.
-            let o = unsafe { &*ops };
-            o.qp_alloc.is_some()
-                && o.qp_free.is_some()
-                && o.qp_bind.is_some()
-                && o.qp_unbind.is_some()
-                && o.qp_start.is_some()
-                && o.qp_stop.is_some()
-                && o.qp_doorbell.is_some()
-                && o.qp_stats.is_some()
-                && o.config_read.is_some()
-        };
-        // SAFETY: valid per the caller's contract.
-        let shared = unsafe { raw.as_ref().caps.modes } & MODE_SHARED != 0;
-        let complete = complete && {
-            // SAFETY: checked non-null above.
-            let o = unsafe { &*ops };
-            !shared
-                || (o.portal_alloc.is_some()
-                    && o.portal_enable.is_some()
-                    && o.portal_free.is_some()
-                    && o.portal_page.is_some()
-                    && o.portal_stats.is_some())
-        };
-        if !complete {
-            pr_err!("PF registered without a complete vdcm_pf_ops table\n");
+        // SAFETY: the VDCM holds a reference during the call.
+        let Some(tenant) = (unsafe { TenantRef::from_raw(tenant) }) else {
             return EINVAL.to_errno();
-        }
-        let mut guard = HOST.lock();
-        let Some(slot) = guard.as_mut() else {
-            return ENODEV.to_errno();
         };
-        // INVARIANT: the caller keeps `pf` valid until it unregisters, and
-        // the state that owns this `Pf` is dropped in `vdcm_unregister_pf`.
-        match (slot.add)(slot.host, Pf { raw }) {
+        // SAFETY: per the function's contract.
+        match unsafe { Self::driver(pf) }.adi_create(ty, pasid, tenant) {
             Ok(state) => {
-                slot.pfs += 1;
-                // SAFETY: the `vdcm` field is ours while registered.
-                unsafe { (*pf).vdcm = state };
+                // SAFETY: `adi` is valid for writes.
+                unsafe { *adi = state.into_foreign().cast() };
                 0
             }
             Err(e) => e.to_errno(),
         }
     }
 
-    /// `vdcm_unregister_pf()` of `include/vdcm_pf.h`.
-    ///
     /// # Safety
     ///
-    /// `pf` must have been registered with `vdcm_register_pf` and not
-    /// unregistered since.
-    #[no_mangle]
-    pub unsafe extern "C" fn vdcm_unregister_pf(pf: *mut bindings::vdcm_pf) {
-        if pf.is_null() {
+    /// Called by the VDCM once per ADI, after its last other use.
+    unsafe extern "C" fn adi_destroy(pf: *mut bindings::vdcm_pf, adi: *mut c_void) {
+        // SAFETY: `adi` came from `into_foreign` in `adi_create` and is
+        // given back once.
+        let state = unsafe { <Pin<KBox<T::Adi>> as ForeignOwnable>::from_foreign(adi.cast()) };
+        // SAFETY: per the function's contract.
+        unsafe { Self::driver(pf) }.adi_destroy(state);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF, a live ADI and a valid
+    /// `value` pointer.
+    unsafe extern "C" fn trap_read(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+        bar: u32,
+        offset: u64,
+        size: u32,
+        value: *mut u64,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        match driver.trap_read(&adi, bar, offset, size) {
+            Ok(v) => {
+                // SAFETY: `value` is valid for writes.
+                unsafe { *value = v };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live ADI.
+    unsafe extern "C" fn trap_write(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+        bar: u32,
+        offset: u64,
+        size: u32,
+        value: u64,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        errno(driver.trap_write(&adi, bar, offset, size, value))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live ADI.
+    unsafe extern "C" fn direct_page(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+        bar: u32,
+        offset: u64,
+    ) -> *mut bindings::page {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        match driver.direct_page(adi.get_ref(), bar, offset) {
+            Some(page) => page.as_ptr(),
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live ADI.
+    unsafe extern "C" fn reset(pf: *mut bindings::vdcm_pf, adi: *mut c_void) {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        driver.reset(&adi);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live ADI.
+    unsafe extern "C" fn unpinned(pf: *mut bindings::vdcm_pf, adi: *mut c_void, slot: u32) {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        driver.unpinned(&adi, slot);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF, a live ADI and `values`
+    /// valid for `nr_counters` writes.
+    unsafe extern "C" fn counters(pf: *mut bindings::vdcm_pf, adi: *mut c_void, values: *mut u64) {
+        // SAFETY: per the function's contract; `nr_counters` is the
+        // length of the registration's counter names.
+        let (driver, adi, n) =
+            unsafe { (Self::driver(pf), Self::adi(adi), (*pf).nr_counters as usize) };
+        if values.is_null() || n == 0 {
             return;
         }
-        // SAFETY: registered, per the caller's contract; the field is ours.
-        let state = unsafe { core::mem::replace(&mut (*pf).vdcm, core::ptr::null_mut()) };
-        if state.is_null() {
-            return;
-        }
-        let remove = {
-            let mut guard = HOST.lock();
-            let Some(slot) = guard.as_mut() else {
-                return;
-            };
-            slot.pfs -= 1;
-            slot.remove
-        };
-        // Outside the lock: removing the PF's ADIs waits for their users.
-        remove(state);
+        // SAFETY: `values` is valid for `n` writes (the function's
+        // contract) and not otherwise used during the call.
+        let values = unsafe { core::slice::from_raw_parts_mut(values, n) };
+        values.fill(0);
+        driver.counters(&adi, values);
     }
 }

@@ -15,6 +15,7 @@ use core::fmt;
 
 use kernel::ffi;
 use kernel::prelude::*;
+use kernel::str::CString;
 
 use super::bindings;
 
@@ -41,6 +42,7 @@ struct CounterAttr {
 /// `new`; `groups[0]` points to `group`, `groups[1]` is null. The value is
 /// boxed and never moved, so the pointers stay valid while it lives.
 pub struct CounterGroup {
+    _names: KVec<CString>,
     _attrs: KVec<CounterAttr>,
     _attr_ptrs: KVec<*mut bindings::attribute>,
     group: bindings::attribute_group,
@@ -53,10 +55,16 @@ unsafe impl Send for CounterGroup {}
 unsafe impl Sync for CounterGroup {}
 
 impl CounterGroup {
-    /// The group for counters `names`, shown by `show`.
-    pub fn new(names: &'static [&'static CStr], show: ShowFn) -> Result<KBox<Self>> {
+    /// The group for counters `names` (copied), shown by `show`.
+    pub fn new(names: &[&CStr], show: ShowFn) -> Result<KBox<Self>> {
+        let mut owned = KVec::with_capacity(names.len(), GFP_KERNEL)?;
+        for name in names {
+            owned.push(name.to_cstring()?, GFP_KERNEL)?;
+        }
         let mut attrs = KVec::with_capacity(names.len(), GFP_KERNEL)?;
-        for (index, name) in names.iter().enumerate() {
+        // The names' heap buffers do not move when `owned` is moved into
+        // the group.
+        for (index, name) in owned.iter().enumerate() {
             // SAFETY: all-zero is a valid `device_attribute` (no callbacks).
             let mut attr: bindings::device_attribute = unsafe { core::mem::zeroed() };
             attr.attr.name = name.as_char_ptr();
@@ -81,6 +89,7 @@ impl CounterGroup {
         group.__bindgen_anon_2.attrs = attr_ptrs.as_mut_ptr();
         let mut this = KBox::new(
             CounterGroup {
+                _names: owned,
                 _attrs: attrs,
                 _attr_ptrs: attr_ptrs,
                 group,
@@ -98,6 +107,11 @@ impl CounterGroup {
     /// `device_create_with_groups`).
     pub fn groups(&self) -> *const *const bindings::attribute_group {
         self.groups.as_ptr()
+    }
+
+    /// The group itself (for `sysfs_create_group`).
+    pub fn group(&self) -> *const bindings::attribute_group {
+        core::ptr::addr_of!(self.group)
     }
 
     /// The counter index of `attr`.

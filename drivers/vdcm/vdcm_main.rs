@@ -3,24 +3,37 @@
 //! Virtual Device Composition Module (VDCM) for Scalable I/O Virtualization.
 //!
 //! The VDCM composes Assignable Device Interfaces (ADIs) out of a SIOV PF's
-//! queue pairs and exposes each composition to user space as a PCI device
-//! through vfio-mdev and iommufd. This file only wires the pieces together:
-//! PFs and their mdev types are in `host`, the virtual device of an ADI in
-//! `adi`, the BAR0 register file in `regs`; the safe abstractions over the
-//! C APIs are in the project's `rust/` tree.
+//! resources and exposes each one to user space as a PCI device through
+//! vfio-mdev and iommufd. The core holds the mechanisms; the PF driver
+//! supplies the device personality through the PF contract
+//! (`include/vdcm_pf.h`). This file only wires the pieces together:
+//!
+//! - `registry`: a PF registers, its description is checked;
+//! - `layout`: the checked ADI types and where a BAR access goes;
+//! - `host`: the mdev driver, the PFs' pools and the ADIs' counters;
+//! - `vdev`: the virtual device of one ADI (VFIO ops, reset, revocation);
+//! - `irqs`: MSI-X vectors, notifiers, the MSI-X table and PBA;
+//! - `tenant`: what the PF reaches the tenant through (DMA, IRQs, pins);
+//! - `config`: the emulated PCI config space.
+//!
+//! The safe abstractions over the C APIs are in the project's `rust/` tree.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-#[path = "../../rust/lib.rs"]
+#[path = "../../rust/vdcm_core.rs"]
 pub mod vdcm_kernel;
 
-pub mod adi;
+pub mod config;
 pub mod host;
-pub mod regs;
+pub mod irqs;
+pub mod layout;
+pub mod registry;
+pub mod tenant;
+pub mod vdev;
 
 use vdcm_kernel::mdev;
-use vdcm_kernel::pf;
+use vdcm_kernel::pf_host;
 use vdcm_kernel::vfio;
 
 module! {
@@ -31,33 +44,33 @@ module! {
     license: "GPL",
 }
 
-/// Entry point of the PF backend contract: the version this VDCM implements.
+/// Entry point of the PF contract: the version this VDCM implements.
 ///
 /// Exported to PF driver modules by `vdcm_exports.c`; declared in
 /// `include/vdcm_pf.h`.
 #[no_mangle]
 pub extern "C" fn vdcm_pf_contract_version() -> u32 {
-    pf::CONTRACT_VERSION
+    pf_host::CONTRACT_VERSION
 }
 
 /// The loaded VDCM: PF drivers can register while it lives.
 struct VdcmModule {
-    _host: pf::HostRegistration<host::Host>,
+    _registry: pf_host::HostRegistration<registry::Registry>,
 }
 
 impl kernel::Module for VdcmModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let driver = Arc::pin_init(mdev::DriverRegistration::new(module)?, GFP_KERNEL)?;
-        let host = pf::HostRegistration::new(Arc::new(host::Host::new(driver), GFP_KERNEL)?)?;
+        let registry =
+            pf_host::HostRegistration::new(Arc::new(registry::Registry::new(driver), GFP_KERNEL)?)?;
         pr_info!(
-            "loaded: PF contract v{}, VFIO API {}, BAR0 {} bytes ({} queue slots, {} MSI-X vectors)\n",
-            pf::CONTRACT_VERSION,
+            "loaded: PF contract v{}, VFIO API {}\n",
+            pf_host::CONTRACT_VERSION,
             vfio::API_VERSION,
-            regs::BAR0_SIZE,
-            regs::MAX_QUEUES,
-            regs::MAX_VECTORS,
         );
-        Ok(VdcmModule { _host: host })
+        Ok(VdcmModule {
+            _registry: registry,
+        })
     }
 }
 

@@ -20,9 +20,25 @@ mkdir -p "$out/kunit"
 : >"$points"
 scratch=$(mktemp)
 
+# `make check ONLY="pattern ..."` (while iterating; CI never sets it):
+# only the points and test binaries whose names match one of the extended
+# regular expressions run; module load/unload and kmemleak always do.
+ONLY=$(cat "$out/only" 2>/dev/null)
+# wanted NAME: whether NAME is selected.
+wanted() {
+	local p
+	[ -z "$ONLY" ] && return 0
+	case $1 in *module_load|*kunit*|modules_unload|kmemleak_clean) return 0 ;; esac
+	for p in $ONLY; do
+		echo "$1" | grep -qE "$p" && return 0
+	done
+	return 1
+}
+
 # point NAME CMD...: run CMD as test point NAME.
 point() {
 	local name=$1; shift
+	wanted "$name" || return 0
 	if "$@" >"$scratch" 2>&1; then
 		echo "ok - $name" >>"$points"
 	else
@@ -61,10 +77,12 @@ point mtty_module_load modprobe mtty
 point vdcm_module_load insmod_with_kunit "$VDCM_KO"
 point vdcm_kunit_suites_registered vdcm_has_kunit
 point vdcm_sim_module_load insmod_with_kunit "$SIM_KO"
+point cpf_module_load insmod "$TOP_DIR/samples/vdcm_cpf/vdcm_cpf.ko"
 show_load_lines '[guest]'
 
 BIN=$TOP_DIR/qemu-test/userspace/target/release
-for bin in vfio_stack adi_lifecycle adi_datapath adi_shared adi_bad_input adi_group adi_fuzz adi_races; do
+for bin in vfio_stack cpf adi_lifecycle adi_datapath adi_shared adi_bad_input adi_group adi_fuzz adi_races; do
+	wanted "$bin" || continue
 	args=()
 	case $bin in
 	adi_fuzz) args=(--ops "${VDCM_FUZZ_OPS:-200000}" --secs 150) ;;
@@ -249,6 +267,22 @@ pf_without_siov_cap_refused() {
 }
 point pf_without_siov_cap_refused pf_without_siov_cap_refused
 
+# The same for the C sample PF: with siov_cap=0 its config space has no
+# SIOV DVSEC, the VDCM refuses it and its load fails.
+CPF_KO=$TOP_DIR/samples/vdcm_cpf/vdcm_cpf.ko
+cpf_pf_without_siov_cap_refused() {
+	rmmod vdcm_cpf || return 1
+	if insmod "$CPF_KO" siov_cap=0; then
+		echo "vdcm_cpf with siov_cap=0 loaded"; return 1
+	fi
+	dmesg | tail -n 20 | grep -q "no SIOV capability" ||
+		{ echo "no dev_err naming the missing capability"; return 1; }
+	dmesg | tail -n 20 | grep -q "vdcm_cpf0: the VDCM refused the PF" ||
+		{ echo "no dev_err from vdcm_cpf"; return 1; }
+	insmod "$CPF_KO" && ls -d /sys/class/mdev_bus/vdcm_cpf0/mdev_supported_types/*mbox >/dev/null
+}
+point cpf_pf_without_siov_cap_refused cpf_pf_without_siov_cap_refused
+
 # The engine's in-kernel client (the throughput baseline of `make bench`)
 # runs one ring of BATCHes and a ring of MEMMOVEs at load and reports them.
 direct_client_runs() {
@@ -325,7 +359,7 @@ bench_quick() {
 point bench_quick bench_quick
 
 unload() {
-	rmmod vdcm_sim && rmmod vdcm && rmmod mtty
+	rmmod vdcm_sim && rmmod vdcm_cpf && rmmod vdcm && rmmod mtty
 }
 point modules_unload unload
 point kmemleak_clean kmemleak_report "$out/kmemleak.txt"

@@ -27,10 +27,9 @@ use crate::desc::Opcode;
 use crate::sim_pf::Queues;
 use crate::sim_pf::SimPf;
 use crate::sim_pf::DOORBELL_TAIL;
-use crate::vdcm_kernel::pf::QueueOps;
-use crate::vdcm_kernel::pf::Tenant;
-use crate::vdcm_kernel::pf::TenantOps;
-use crate::vdcm_kernel::pf::TenantRef;
+use crate::vdcm_kernel::tenant::Tenant;
+use crate::vdcm_kernel::tenant::TenantOps;
+use crate::vdcm_kernel::tenant::TenantRef;
 
 /// Layout of the client's memory (IOVA = offset).
 const RING: usize = 0;
@@ -65,9 +64,16 @@ impl TenantOps for KernelTenant {
         Ok(())
     }
 
-    fn raise_irq(&self, _qp: u32) {
+    fn raise_irq(&self, _vector: u32) {
         self.irqs.fetch_add(1, Relaxed);
     }
+
+    // Kernel memory is always resident: there is nothing to pin.
+    fn pin(&self, _slot: u32, _iova: u64, _len: u64, _write: bool) -> Result {
+        Ok(())
+    }
+
+    fn unpin(&self, _slot: u32) {}
 }
 
 impl KernelTenant {
@@ -130,7 +136,7 @@ fn run_on(
     }))?;
     let t = tenant.ops();
     pf.qp_bind(qp, 0, TenantRef::new(&tenant))?;
-    pf.qp_start(qp, RING as u64, RING_SIZE)?;
+    pf.qp_start(qp, RING as u64, RING_SIZE, 0)?;
     let doorbell = queues.doorbells.get(qp as usize).ok_or(EINVAL)?;
     for k in 0..BATCH_NOPS as usize {
         t.write(BATCH + k * 64, &encode(Opcode::Nop, 0, 0, 0, 0))?;

@@ -38,15 +38,14 @@ use crate::desc::Completion;
 use crate::desc::Descriptor;
 use crate::desc::Opcode;
 use crate::desc::Status;
+use crate::sim_pf::QpStats;
 use crate::sim_pf::QpTable;
 use crate::sim_pf::Queues;
 use crate::sim_pf::DOORBELL_TAIL;
 use crate::sim_pf::PORTAL_SLOTS;
 use crate::sim_pf::PORTAL_TAIL;
-use crate::vdcm_kernel::pf::QpStats;
-use crate::vdcm_kernel::pf::TenantRef;
-use crate::vdcm_kernel::pf::PORTAL_IRQ;
 use crate::vdcm_kernel::poller::Poll;
+use crate::vdcm_kernel::tenant::TenantRef;
 
 /// Most descriptors one poll runs from one queue pair.
 pub const BUDGET: u32 = 64;
@@ -124,13 +123,12 @@ impl Poll for Engine {
                 continue;
             }
             worked = true;
-            let qp = i as u32;
             let mut exec = Exec {
                 tenant,
                 bufs: &mut *bufs,
                 batch_buf: &mut *batch_buf,
                 stats: &mut q.stats,
-                qp,
+                vector: q.vector,
             };
             // Descriptors are fetched a contiguous run of ring slots at a
             // time: one translated copy instead of one per descriptor.
@@ -200,7 +198,7 @@ impl Poll for Engine {
                 bufs: &mut *bufs,
                 batch_buf: &mut *batch_buf,
                 stats: &mut p.stats,
-                qp: PORTAL_IRQ | i as u32,
+                vector: p.vector,
             };
             for _ in 0..pending.min(BUDGET) {
                 let slot = (p.head % PORTAL_SLOTS) as usize;
@@ -233,7 +231,8 @@ struct Exec<'a> {
     /// Room for a BATCH's descriptor array.
     batch_buf: &'a mut KVec<u8>,
     stats: &'a mut QpStats,
-    qp: u32,
+    /// The ADI's MSI-X vector for completions of this queue.
+    vector: u32,
 }
 
 /// Why a data access failed: the IOVA to report.
@@ -272,7 +271,7 @@ impl Exec<'_> {
         }
         if d.wants_interrupt() {
             self.stats.interrupts += 1;
-            self.tenant.raise_irq(self.qp);
+            self.tenant.raise_irq(self.vector);
         }
         done.status == Status::Success
     }

@@ -6,18 +6,20 @@
 //! this module plays the PF: it creates `num_pfs` PF devices
 //! (`/sys/class/vdcm_sim/vdcm_simN`) and registers each with the VDCM
 //! through the same C contract (`include/vdcm_pf.h`) a real PF driver
-//! would use.
+//! would use, with its own device personality (`adi`, `regs`, `desc`).
 
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::Arc;
 
-#[path = "../../rust/lib.rs"]
+#[path = "../../rust/pf_driver.rs"]
 pub mod vdcm_kernel;
 
+pub mod adi;
 pub mod desc;
 pub mod direct;
 pub mod engine;
+pub mod regs;
 pub mod sim_pf;
 
 use sim_pf::Queues;
@@ -90,17 +92,23 @@ impl kernel::Module for SimModule {
             );
             return Err(EINVAL);
         }
-        let caps = pf::Caps {
-            num_qps: qps,
-            pasid_bits: 20,
-            doorbell_size: kernel::page::PAGE_SIZE as u32,
-            num_irqs: qps,
-            modes: if portals > 0 {
-                pf::MODE_DEDICATED | pf::MODE_SHARED
-            } else {
-                pf::MODE_DEDICATED
+        let pools = [
+            pf::Pool {
+                name: c"queue pairs",
+                size: qps,
             },
-            num_portals: portals,
+            pf::Pool {
+                name: c"portals",
+                size: portals,
+            },
+        ];
+        // Without portals, no shared type (and no empty pool).
+        let shared = usize::from(portals > 0);
+        let info = pf::PfInfo {
+            pasid_bits: 20,
+            pools: &pools[..1 + shared],
+            types: &adi::TYPES[..2 + shared],
+            counters: adi::COUNTERS,
         };
         let class = Arc::new(class::Class::new(c"vdcm_sim")?, GFP_KERNEL)?;
         let mut list = KVec::with_capacity(pfs as usize, GFP_KERNEL)?;
@@ -111,14 +119,14 @@ impl kernel::Module for SimModule {
             let registration = KBox::pin_init(
                 pf::Registration::new(
                     dev.as_ref(),
-                    caps,
+                    &info,
                     SimPf::new(queues.clone(), *module_parameters::siov_cap.value() != 0)?,
-                ),
+                )?,
                 GFP_KERNEL,
             )?;
             let direct = *module_parameters::direct_bench.value();
             if i == 0 && direct > 0 {
-                let r = direct::run(registration.ops(), &queues, direct.into(), 50)?;
+                let r = direct::run(registration.driver(), &queues, direct.into(), 50)?;
                 pr_info!(
                     "direct client: {} descriptors in {} ns, {} bytes of MEMMOVE in {} ns\n",
                     r.descs,

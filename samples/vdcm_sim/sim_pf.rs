@@ -4,10 +4,10 @@
 //! (PASID and tenant), their doorbell pages and the data mover that runs
 //! their rings.
 //!
-//! The VDCM reaches all of it through the PF contract ([`QueueOps`]); a
+//! The PF's ADIs (`adi`) are built from these queue pairs and portals; a
 //! queue pair's tenant is only ever reached through the tenant object the
-//! VDCM bound to it, as a real PF's DMA is only ever translated through the
-//! IOMMU's PASID-table entry for the queue's PASID.
+//! VDCM gave with the ADI, as a real PF's DMA is only ever translated
+//! through the IOMMU's PASID-table entry for the queue's PASID.
 //!
 //! Locking: `Queues::table` protects the queue-pair table and the data
 //! mover's buffers. The engine holds it while it processes a queue pair's
@@ -24,12 +24,37 @@ use kernel::sync::Mutex;
 use crate::engine::Engine;
 use crate::vdcm_kernel::class::Counters;
 use crate::vdcm_kernel::doorbell::DoorbellPage;
-use crate::vdcm_kernel::pci_config;
-use crate::vdcm_kernel::pci_config::ConfigSpace;
-use crate::vdcm_kernel::pf::QpStats;
-use crate::vdcm_kernel::pf::QueueOps;
-use crate::vdcm_kernel::pf::TenantRef;
 use crate::vdcm_kernel::poller::Poller;
+use crate::vdcm_kernel::tenant::TenantRef;
+
+/// Counters of one queue pair or portal since it was allocated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QpStats {
+    /// Descriptors completed, successfully or not.
+    pub descriptors: u64,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// Descriptors that faulted on an unmapped IOVA.
+    pub faults: u64,
+    /// Descriptors rejected as malformed.
+    pub invalid: u64,
+    /// Completion interrupts raised.
+    pub interrupts: u64,
+}
+
+impl core::ops::Add for QpStats {
+    type Output = QpStats;
+
+    fn add(self, o: QpStats) -> QpStats {
+        QpStats {
+            descriptors: self.descriptors + o.descriptors,
+            bytes: self.bytes + o.bytes,
+            faults: self.faults + o.faults,
+            invalid: self.invalid + o.invalid,
+            interrupts: self.interrupts + o.interrupts,
+        }
+    }
+}
 
 /// Byte offset of the tail register in a doorbell page.
 pub const DOORBELL_TAIL: usize = 0;
@@ -51,6 +76,8 @@ pub struct Portal {
     pub binding: Option<(u32, TenantRef)>,
     /// Descriptors consumed (free-running, like the tenant's tail).
     pub head: u32,
+    /// The ADI's MSI-X vector for completions, latched at enable.
+    pub vector: u32,
     /// Counters since allocation.
     pub stats: QpStats,
 }
@@ -76,6 +103,8 @@ pub struct Qp {
     pub binding: Option<(u32, TenantRef)>,
     /// The ring being processed, while started.
     pub ring: Option<Ring>,
+    /// The ADI's MSI-X vector for completions, latched at start.
+    pub vector: u32,
     /// Counters since allocation.
     pub stats: QpStats,
 }
@@ -194,45 +223,64 @@ impl Counters for Queues {
 
 /// A simulated PF's queue pairs, its engine and its config space.
 pub struct SimPf {
-    queues: Arc<Queues>,
+    pub(crate) queues: Arc<Queues>,
     engine: Arc<Poller<Engine>>,
-    config: ConfigSpace,
+    siov: bool,
 }
 
-/// PCI IDs of the simulated PF: vendor 0xfffe is not assigned by the
-/// PCI-SIG; the IDs are experimental.
-const PF_IDS: pci_config::DeviceIds = pci_config::DeviceIds {
-    vendor: 0xfffe,
-    device: 0x51a1,
-    revision: 1,
-    class: 0x08_80_00,
-    subsystem_vendor: 0xfffe,
-    subsystem: 0x51a1,
-};
-
-/// The config space the PF shows the VDCM: a PCI Express endpoint with,
-/// if `siov`, the SIOV DVSEC (which the VDCM requires).
-fn pf_config(siov: bool) -> Result<ConfigSpace> {
-    let b = pci_config::ConfigBuilder::new(&PF_IDS)?.pcie_endpoint()?;
-    let b = if siov {
-        b.siov_dvsec(&pci_config::SiovDvsec::PAGES_4K)?
-    } else {
-        b
-    };
-    b.build()
-}
+/// The config space the PF shows the VDCM, as little-endian dwords from
+/// offset 0: a header with experimental IDs (vendor 0xfffe is not assigned
+/// by the PCI-SIG), and from 0x100 the one extended capability a SIOV PF
+/// must have, the Scalable IOV DVSEC (vendor 0x8086, DVSEC ID 5,
+/// 24 bytes: supported and system page size 4 KiB).
+const PF_CONFIG_HEADER: [(u32, u32); 3] = [
+    (0x00, 0x51a1_fffe),
+    (0x08, 0x0880_0001),
+    (0x2c, 0x51a1_fffe),
+];
+const PF_SIOV_DVSEC: [(u32, u32); 6] = [
+    // Extended capability ID 0x23 (DVSEC), version 1, no next capability.
+    (0x100, 0x0001_0023),
+    // DVSEC vendor 0x8086, revision 0, length 24.
+    (0x104, 0x0180_8086),
+    // DVSEC ID 5; flags 0, function dependency link 0.
+    (0x108, 0x0000_0005),
+    // Supported page sizes: 4 KiB.
+    (0x10c, 0x0000_0001),
+    // System page size: 4 KiB.
+    (0x110, 0x0000_0001),
+    // Capabilities: none.
+    (0x114, 0x0000_0000),
+];
 
 impl SimPf {
     /// A PF whose queue pairs and portals are `queues`; `siov`: whether
     /// its config space carries the SIOV capability.
     pub fn new(queues: Arc<Queues>, siov: bool) -> Result<impl PinInit<Self, Error>> {
-        let config = pf_config(siov)?;
         let engine = Poller::new(Engine::new(queues.clone()))?;
         Ok(try_init!(SimPf {
             queues,
             engine,
-            config
+            siov
         }))
+    }
+
+    /// Reads `len` (1, 2 or 4, naturally aligned) bytes at `offset` of the
+    /// PF's config space.
+    pub fn config_read(&self, offset: u32, len: u32) -> Result<u32> {
+        if !matches!(len, 1 | 2 | 4) || offset % len != 0 || offset >= 0x1000 {
+            return Err(EINVAL);
+        }
+        let dvsec: &[(u32, u32)] = if self.siov { &PF_SIOV_DVSEC } else { &[] };
+        let dword = Iterator::chain(PF_CONFIG_HEADER.iter(), dvsec.iter())
+            .find(|(at, _)| *at == offset & !3)
+            .map_or(0, |&(_, v)| v);
+        let value = dword >> (8 * (offset % 4));
+        Ok(if len == 4 {
+            value
+        } else {
+            value & ((1 << (8 * len)) - 1)
+        })
     }
 
     /// Runs `f` on allocated queue pair `qp`; `EINVAL` for any other.
@@ -253,8 +301,12 @@ impl Drop for SimPf {
     }
 }
 
-impl QueueOps for SimPf {
-    fn qp_alloc(&self) -> Result<u32> {
+/// The PF's queue pairs and portals, as its ADIs (and its in-kernel
+/// client) use them. Calls for one queue pair or portal are serialised by
+/// their user.
+impl SimPf {
+    /// Takes one free queue pair; `ENOSPC` if none is.
+    pub fn qp_alloc(&self) -> Result<u32> {
         let mut table = self.queues.table.lock();
         let (i, q) = table
             .qps
@@ -276,7 +328,8 @@ impl QueueOps for SimPf {
         u32::try_from(i).map_err(|_| EINVAL)
     }
 
-    fn qp_free(&self, qp: u32) {
+    /// Gives back queue pair `qp`, keeping its counters in the totals.
+    pub fn qp_free(&self, qp: u32) {
         let mut table = self.queues.table.lock();
         let QpTable { qps, retired, .. } = &mut *table;
         if let Some(q) = qps.get_mut(qp as usize).filter(|q| q.allocated) {
@@ -285,7 +338,8 @@ impl QueueOps for SimPf {
         }
     }
 
-    fn qp_bind(&self, qp: u32, pasid: u32, tenant: TenantRef) -> Result {
+    /// Programs queue pair `qp`'s PASID-table entry: `pasid` and `tenant`.
+    pub fn qp_bind(&self, qp: u32, pasid: u32, tenant: TenantRef) -> Result {
         self.with_qp(qp, |q| {
             if q.binding.is_some() {
                 return Err(EBUSY);
@@ -295,7 +349,8 @@ impl QueueOps for SimPf {
         })
     }
 
-    fn qp_unbind(&self, qp: u32) {
+    /// Clears queue pair `qp`'s PASID-table entry (stopping it).
+    pub fn qp_unbind(&self, qp: u32) {
         let _ = self.with_qp(qp, |q| {
             q.ring = None;
             q.binding = None;
@@ -303,7 +358,9 @@ impl QueueOps for SimPf {
         });
     }
 
-    fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32) -> Result {
+    /// Starts queue pair `qp` on the ring at `ring_iova` of `ring_size`
+    /// descriptors, signalling completions on MSI-X `vector` of its ADI.
+    pub fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32, vector: u32) -> Result {
         self.with_qp(qp, |q| {
             if q.binding.is_none() {
                 return Err(ENXIO);
@@ -322,13 +379,15 @@ impl QueueOps for SimPf {
                 size: ring_size,
                 head: 0,
             });
+            q.vector = vector;
             Ok(())
         })?;
         self.engine.kick();
         Ok(())
     }
 
-    fn qp_stop(&self, qp: u32) {
+    /// Stops queue pair `qp`, waiting for descriptors in flight; its doorbell page is cleared.
+    pub fn qp_stop(&self, qp: u32) {
         // Taking the lock waits for descriptors being processed.
         let _ = self.with_qp(qp, |q| {
             q.ring = None;
@@ -341,22 +400,21 @@ impl QueueOps for SimPf {
         });
     }
 
-    fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page> {
+    /// The doorbell page of queue pair `qp`.
+    pub fn qp_doorbell(&self, qp: u32) -> Option<&kernel::page::Page> {
         self.queues
             .doorbells
             .get(qp as usize)
             .map(DoorbellPage::page)
     }
 
-    fn qp_stats(&self, qp: u32) -> QpStats {
+    /// The counters of queue pair `qp`.
+    pub fn qp_stats(&self, qp: u32) -> QpStats {
         self.with_qp(qp, |q| Ok(q.stats)).unwrap_or_default()
     }
 
-    fn config_read(&self, offset: u32, len: u32) -> Result<u32> {
-        self.config.read(offset.into(), len as usize)
-    }
-
-    fn portal_alloc(&self, pasid: u32, tenant: TenantRef) -> Result<u32> {
+    /// Opens a portal on the shared queue pair for `tenant` with `pasid`, disabled.
+    pub fn portal_alloc(&self, pasid: u32, tenant: TenantRef) -> Result<u32> {
         let mut table = self.queues.table.lock();
         let (i, p) = table
             .portals
@@ -374,7 +432,9 @@ impl QueueOps for SimPf {
         u32::try_from(i).map_err(|_| EINVAL)
     }
 
-    fn portal_enable(&self, portal: u32, enable: bool) -> Result {
+    /// Accepts work through the portal (completions on MSI-X `vector`), or
+    /// stops: waits for its work in flight and drops what was submitted.
+    pub fn portal_enable(&self, portal: u32, enable: bool, vector: u32) -> Result {
         {
             // Taking the lock waits for the portal's work in flight.
             let mut table = self.queues.table.lock();
@@ -396,6 +456,7 @@ impl QueueOps for SimPf {
             // Work starts at the tail as it is now.
             p.head = page.read_u32(PORTAL_TAIL)?;
             p.enabled = enable;
+            p.vector = vector;
         }
         if enable {
             self.engine.kick();
@@ -403,7 +464,8 @@ impl QueueOps for SimPf {
         Ok(())
     }
 
-    fn portal_free(&self, portal: u32) {
+    /// Closes a portal, keeping its counters in the totals.
+    pub fn portal_free(&self, portal: u32) {
         let mut table = self.queues.table.lock();
         let QpTable {
             portals, retired, ..
@@ -414,14 +476,16 @@ impl QueueOps for SimPf {
         }
     }
 
-    fn portal_page(&self, portal: u32) -> Option<&kernel::page::Page> {
+    /// The page of portal `portal`.
+    pub fn portal_page(&self, portal: u32) -> Option<&kernel::page::Page> {
         self.queues
             .portal_pages
             .get(portal as usize)
             .map(DoorbellPage::page)
     }
 
-    fn portal_stats(&self, portal: u32) -> QpStats {
+    /// The counters of portal `portal`.
+    pub fn portal_stats(&self, portal: u32) -> QpStats {
         let table = self.queues.table.lock();
         table
             .portals

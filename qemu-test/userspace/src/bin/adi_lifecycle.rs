@@ -48,9 +48,10 @@ fn types_listed() -> Outcome {
             || format!("{}: name {name:?}", t.dir().display()),
         )?;
         let desc = sysfs::read(t.dir().join("description"))?;
-        ensure(desc.contains(&format!("of {PF_QPS} on this PF")), || {
-            format!("{}: description {desc:?}", t.dir().display())
-        })?;
+        ensure(
+            desc.contains(&format!("of {PF_QPS} queue pairs on this PF")),
+            || format!("{}: description {desc:?}", t.dir().display()),
+        )?;
     }
     expect_available(PF_QPS, PF_QPS / 4)
 }

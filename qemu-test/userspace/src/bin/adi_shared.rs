@@ -62,7 +62,7 @@ fn shared_type_listed() -> Outcome {
     })?;
     let desc = sysfs::read(t.dir().join("description"))?;
     ensure(
-        desc.contains("portal") && desc.contains(&format!("{PORTALS} portals")),
+        desc.contains(&format!("of {PORTALS} portals on this PF")),
         || format!("description {desc:?}"),
     )
 }

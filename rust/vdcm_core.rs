@@ -3,23 +3,22 @@
 //! Safe abstractions the VDCM needs and the kernel crate does not have yet.
 //!
 //! This tree is written as if it were part of `rust/kernel/`: every `unsafe`
-//! of the project lives here, each block with a `// SAFETY:` proof. Rust
-//! out-of-tree modules are one crate each and cannot share a library crate,
-//! so each module that needs these abstractions compiles this tree in as a
-//! module of its own (`#[path = "../../rust/lib.rs"] pub mod vdcm_kernel;`).
-//! Modules talk to each other only through C ABI (see `pf`).
+//! of the project lives in `rust/`, each block with a `// SAFETY:` proof.
+//! Rust out-of-tree modules are one crate each and cannot share a library
+//! crate, so each module compiles the part of `rust/` it uses in as a
+//! module of its own; this root is the VDCM's
+//! (`#[path = "../../rust/vdcm_core.rs"] pub mod vdcm_kernel;`). PF drivers
+//! use `pf_driver.rs`. Modules talk to each other only through C ABI
+//! (`include/vdcm_pf.h`).
 
 pub mod bindings;
-pub mod class;
-pub mod doorbell;
 pub mod eventfd;
 pub mod mdev;
 pub mod pasid;
-pub mod pci_config;
-pub mod pf;
-pub mod poller;
+pub mod pf_host;
 pub mod ratelimit;
 pub mod sysfs;
+pub mod tenant;
 pub mod vfio;
 
 /// The raw `struct device` behind a [`kernel::device::Device`].

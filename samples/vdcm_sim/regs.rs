@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! BAR0 of the virtual device: the trapped slow-path register file.
+//! BAR0 of the simulated PF's ADIs: the trapped slow-path register file.
 //!
-//! Every guest access to BAR0 arrives as a `read`/`write` on the VFIO
-//! region and is decoded here into the register it names before anything
-//! acts on it. Layout (offsets in bytes):
+//! This is the personality of the simulated PF's virtual device: the VDCM
+//! core knows only that BAR0 is one trapped range with the MSI-X table and
+//! PBA in it (which the core emulates). Every other guest access to BAR0
+//! reaches the PF's trap callbacks and is decoded here into the register it
+//! names before anything acts on it. Layout (offsets in bytes):
 //!
 //! | offset            | register                      | width |
 //! |-------------------|-------------------------------|-------|
@@ -14,8 +16,8 @@
 //! | `0x010`           | `INTCTL` interrupt control    | 32    |
 //! | `0x018`           | `ERRLOG` error log            | 64    |
 //! | `0x100 + 0x20*q`  | queue `q` block (see [`QueueReg`]) |  |
-//! | `0x2000`          | MSI-X table, 16 bytes/vector  |       |
-//! | `0x3000`          | MSI-X pending bit array       | 64    |
+//! | `0x2000`          | MSI-X table (the VDCM's)      |       |
+//! | `0x3000`          | MSI-X pending bits (VDCM's)   | 64    |
 //!
 //! Accesses are 4 or 8 bytes, naturally aligned, and stay inside one
 //! register; a 4-byte access may address either half of a 64-bit register
@@ -34,11 +36,10 @@ pub const MAX_VECTORS: u16 = 256;
 
 const QUEUE_BASE: u64 = 0x100;
 const QUEUE_STRIDE: u64 = 0x20;
-/// Offset of the MSI-X table in BAR0.
-pub const MSIX_TABLE: u64 = 0x2000;
-const MSIX_ENTRY_SIZE: u64 = 16;
-/// Offset of the MSI-X pending bit array in BAR0.
-pub const MSIX_PBA: u64 = 0x3000;
+/// Offset of the MSI-X table in BAR0 (emulated by the VDCM).
+pub const MSIX_TABLE: u32 = 0x2000;
+/// Offset of the MSI-X pending bit array in BAR0 (emulated by the VDCM).
+pub const MSIX_PBA: u32 = 0x3000;
 
 /// A register inside one queue's block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,19 +87,6 @@ pub enum Bar0Reg {
         /// Which register of the block.
         reg: QueueReg,
     },
-    /// A 32-bit word of MSI-X table entry `vector` (word 0..=3: address low,
-    /// address high, data, vector control).
-    MsixEntry {
-        /// Vector, below [`MAX_VECTORS`].
-        vector: u16,
-        /// 32-bit word within the 16-byte entry, 0..=3.
-        word: u8,
-    },
-    /// A 64-bit word of the MSI-X pending bit array.
-    MsixPba {
-        /// Index of the 64-bit word; covers vectors `64*qword..64*qword+63`.
-        qword: u16,
-    },
     /// No register: reads return zero, writes are ignored.
     Reserved,
 }
@@ -143,25 +131,13 @@ fn containing_reg(offset: u64) -> Option<(Bar0Reg, u64, usize)> {
             })
             .map(|&(reg, start, width)| (Bar0Reg::Queue { index, reg }, block + start, width));
     }
-    let table_end = MSIX_TABLE + MSIX_ENTRY_SIZE * u64::from(MAX_VECTORS);
-    if (MSIX_TABLE..table_end).contains(&offset) {
-        let vector = u16::try_from((offset - MSIX_TABLE) / MSIX_ENTRY_SIZE).ok()?;
-        let word = u8::try_from((offset - MSIX_TABLE) % MSIX_ENTRY_SIZE / 4).ok()?;
-        return Some((Bar0Reg::MsixEntry { vector, word }, offset & !3, 4));
-    }
-    let pba_end = MSIX_PBA + u64::from(MAX_VECTORS).div_ceil(64) * 8;
-    if (MSIX_PBA..pba_end).contains(&offset) {
-        let qword = u16::try_from((offset - MSIX_PBA) / 8).ok()?;
-        return Some((Bar0Reg::MsixPba { qword }, offset & !7, 8));
-    }
     None
 }
 
 impl Bar0Access {
     /// Whether a write here can ask the device model to act (a
     /// [`Bar0Effect`] other than `None`): only `DEVCTL` and the queues'
-    /// `CONTROL` registers can (an MSI-X unmask is only recorded: delivery
-    /// follows `SET_IRQS`).
+    /// `CONTROL` registers can.
     pub fn has_effects(&self) -> bool {
         matches!(
             self.reg,
@@ -285,8 +261,6 @@ pub const BAR0_VERSION: u8 = 1;
 pub const MAX_RING_ORDER: u32 = 12;
 /// Required alignment of `RING_BASE` (one descriptor).
 pub const RING_ALIGN: u64 = 64;
-/// Bytes of one ring slot: the PF contract's descriptors are 64 bytes.
-pub const DESC_SIZE: u64 = 64;
 
 /// Why a queue stopped, in `STATUS.error_code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -323,22 +297,6 @@ struct QueueRegs {
     pasid: u32,
 }
 
-/// One MSI-X table entry.
-#[derive(Clone, Copy)]
-struct MsixEntry {
-    words: [u32; 4],
-}
-
-/// `Vector Control` mask bit (word 3 of an MSI-X entry).
-const MSIX_MASKED: u32 = 1;
-
-impl MsixEntry {
-    /// The reset state: zero address and data, masked.
-    const RESET: MsixEntry = MsixEntry {
-        words: [0, 0, 0, MSIX_MASKED],
-    };
-}
-
 /// What a BAR0 write asks the device model to do; the register file itself
 /// has already been updated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,8 +315,6 @@ pub enum Bar0Effect {
     QueueDrain(u16),
     /// `CONTROL.reset` of the queue was written.
     QueueReset(u16),
-    /// The vector was unmasked: deliver it if it is pending.
-    VectorUnmasked(u16),
 }
 
 /// The BAR0 register file of one ADI.
@@ -366,12 +322,12 @@ pub enum Bar0Effect {
 /// Holds the registers' values and applies the guest's writes with each
 /// register's semantics; the device model acts on the returned
 /// [`Bar0Effect`] and reports back through the `set_*` methods (queue
-/// status, PASID, pending vectors), which the guest cannot write.
+/// status, PASID), which the guest cannot write.
 ///
 /// # Invariants
 ///
-/// `queues.len()` and `msix.len()` are the ADI's queue and vector counts,
-/// at most [`MAX_QUEUES`] and [`MAX_VECTORS`].
+/// `queues.len()` and `vectors` are the ADI's queue and vector counts, at
+/// most [`MAX_QUEUES`] and [`MAX_VECTORS`].
 pub struct Bar0 {
     devcap: DevCap,
     devctl: u32,
@@ -379,8 +335,7 @@ pub struct Bar0 {
     intctl: u32,
     errlog: u64,
     queues: KVec<QueueRegs>,
-    msix: KVec<MsixEntry>,
-    pending: [u64; (MAX_VECTORS as usize).div_ceil(64)],
+    vectors: u16,
 }
 
 impl Bar0 {
@@ -402,8 +357,7 @@ impl Bar0 {
             intctl: 0,
             errlog: 0,
             queues: KVec::from_elem(QueueRegs::default(), queues.into(), GFP_KERNEL)?,
-            msix: KVec::from_elem(MsixEntry::RESET, vectors.into(), GFP_KERNEL)?,
-            pending: [0; (MAX_VECTORS as usize).div_ceil(64)],
+            vectors,
         })
     }
 
@@ -420,10 +374,6 @@ impl Bar0 {
                 ..QueueRegs::default()
             };
         }
-        for e in self.msix.iter_mut() {
-            *e = MsixEntry::RESET;
-        }
-        self.pending = [0; (MAX_VECTORS as usize).div_ceil(64)];
     }
 
     /// Reads `len` (4 or 8) bytes at the decoded `access`.
@@ -444,16 +394,6 @@ impl Bar0 {
                     QueueReg::Pasid => u64::from(q.pasid),
                 },
             },
-            Bar0Reg::MsixEntry { vector, word } => self
-                .msix
-                .get(usize::from(vector))
-                .and_then(|e| e.words.get(usize::from(word)))
-                .map_or(0, |&w| u64::from(w)),
-            Bar0Reg::MsixPba { qword } => {
-                // Bits of vectors the ADI does not have read as zero.
-                let bits = self.pending.get(usize::from(qword)).copied().unwrap_or(0);
-                bits & self.vector_mask(qword)
-            }
             Bar0Reg::Reserved => 0,
         };
         let value = value >> (u32::from(access.shift) * 8);
@@ -461,16 +401,6 @@ impl Bar0 {
             value & 0xffff_ffff
         } else {
             value
-        }
-    }
-
-    /// Bits of PBA qword `qword` that belong to existing vectors.
-    fn vector_mask(&self, qword: u16) -> u64 {
-        let first = usize::from(qword) * 64;
-        match self.msix.len().saturating_sub(first) {
-            0 => 0,
-            n if n >= 64 => u64::MAX,
-            n => (1u64 << n) - 1,
         }
     }
 
@@ -489,11 +419,9 @@ impl Bar0 {
         // 32-bit registers are always written whole (decode refuses 8-byte
         // accesses to them), so their new value is `value`.
         let v32 = value as u32;
-        let vectors = self.msix.len();
+        let vectors = usize::from(self.vectors);
         match access.reg {
-            Bar0Reg::DevCap | Bar0Reg::ErrLog | Bar0Reg::MsixPba { .. } | Bar0Reg::Reserved => {
-                Bar0Effect::None
-            }
+            Bar0Reg::DevCap | Bar0Reg::ErrLog | Bar0Reg::Reserved => Bar0Effect::None,
             Bar0Reg::DevCtl => {
                 let new = DevCtl::from(v32);
                 let old = DevCtl::from(self.devctl);
@@ -544,24 +472,6 @@ impl Bar0 {
                     // Host-programmed: the guest never changes it.
                     QueueReg::Pasid => Bar0Effect::None,
                 }
-            }
-            Bar0Reg::MsixEntry { vector, word } => {
-                let Some(e) = self.msix.get_mut(usize::from(vector)) else {
-                    return Bar0Effect::None;
-                };
-                match word {
-                    // Message address: dword aligned.
-                    0 => e.words[0] = v32 & !3,
-                    1 | 2 => e.words[usize::from(word)] = v32,
-                    _ => {
-                        let was_masked = e.words[3] & MSIX_MASKED != 0;
-                        e.words[3] = v32 & MSIX_MASKED;
-                        if was_masked && v32 & MSIX_MASKED == 0 {
-                            return Bar0Effect::VectorUnmasked(vector);
-                        }
-                    }
-                }
-                Bar0Effect::None
             }
         }
     }
@@ -648,37 +558,9 @@ impl Bar0 {
     pub fn set_device_enabled(&mut self, enabled: bool) {
         self.devsts = DevSts::from(self.devsts).with_enabled(enabled).into_raw();
     }
-
-    /// Marks `vector` pending if it is masked; returns whether it may be
-    /// delivered now (it exists and is unmasked).
-    pub fn raise(&mut self, vector: u16) -> bool {
-        let Some(e) = self.msix.get(usize::from(vector)) else {
-            return false;
-        };
-        if e.words[3] & MSIX_MASKED == 0 {
-            return true;
-        }
-        if let Some(q) = self.pending.get_mut(usize::from(vector / 64)) {
-            *q |= 1 << (vector % 64);
-        }
-        false
-    }
-
-    /// Clears and returns the pending bit of `vector`.
-    pub fn take_pending(&mut self, vector: u16) -> bool {
-        match self.pending.get_mut(usize::from(vector / 64)) {
-            Some(q) => {
-                let bit = 1 << (vector % 64);
-                let was = *q & bit != 0;
-                *q &= !bit;
-                was
-            }
-            None => false,
-        }
-    }
 }
 
-#[kunit_tests(vdcm_bar0_decode)]
+#[kunit_tests(vdcm_sim_bar0)]
 mod tests {
     use super::*;
 
@@ -718,33 +600,6 @@ mod tests {
     }
 
     #[test]
-    fn msix_table_and_pba() -> Result {
-        assert_eq!(
-            reg(0x2000, 4)?,
-            (Bar0Reg::MsixEntry { vector: 0, word: 0 }, 0)
-        );
-        assert_eq!(
-            reg(0x201c, 4)?,
-            (Bar0Reg::MsixEntry { vector: 1, word: 3 }, 0)
-        );
-        let last = 0x2000 + 16 * (u64::from(MAX_VECTORS) - 1);
-        assert_eq!(
-            reg(last + 8, 4)?,
-            (
-                Bar0Reg::MsixEntry {
-                    vector: MAX_VECTORS - 1,
-                    word: 2
-                },
-                0
-            )
-        );
-        assert_eq!(reg(0x3000, 8)?, (Bar0Reg::MsixPba { qword: 0 }, 0));
-        assert_eq!(reg(0x3018, 8)?, (Bar0Reg::MsixPba { qword: 3 }, 0));
-        assert_eq!(reg(0x3020, 8)?, (Bar0Reg::Reserved, 0));
-        Ok(())
-    }
-
-    #[test]
     fn bad_accesses_are_refused() {
         // Widths other than 4 and 8.
         for len in [0, 1, 2, 3, 16] {
@@ -756,7 +611,6 @@ mod tests {
         // An 8-byte access to 32-bit registers.
         assert_eq!(reg(0x008, 8), Err(EINVAL));
         assert_eq!(reg(0x108, 8), Err(EINVAL));
-        assert_eq!(reg(0x2000, 8), Err(EINVAL));
         // Past the end of BAR0, including offsets that would wrap.
         assert_eq!(reg(BAR0_SIZE, 4), Err(EINVAL));
         assert_eq!(reg(BAR0_SIZE - 4, 8), Err(EINVAL));
@@ -799,10 +653,7 @@ mod reg_tests {
             }
             for v in [0, u64::from(u32::MAX), 1, 0x5a5a_5a5a] {
                 let effect = b.write(access, 4, v);
-                assert!(matches!(
-                    effect,
-                    Bar0Effect::None | Bar0Effect::VectorUnmasked(_)
-                ));
+                assert_eq!(effect, Bar0Effect::None);
             }
         }
         // DEVCTL and the 64 queues' CONTROL registers.
@@ -914,27 +765,6 @@ mod reg_tests {
     }
 
     #[test]
-    fn msix_table_mask_and_pending() -> Result {
-        let mut b = Bar0::new(1, 2)?;
-        // Vectors start masked; the address is dword aligned.
-        assert_eq!(rd(&b, 0x200c, 4)?, 1);
-        wr(&mut b, 0x2000, 4, 0xfee0_0003)?;
-        assert_eq!(rd(&b, 0x2000, 4)?, 0xfee0_0000);
-        // Raising a masked vector only sets its pending bit.
-        assert!(!b.raise(0));
-        assert_eq!(rd(&b, 0x3000, 8)?, 1);
-        assert_eq!(wr(&mut b, 0x200c, 4, 0)?, Bar0Effect::VectorUnmasked(0));
-        assert!(b.take_pending(0));
-        assert!(!b.take_pending(0));
-        assert!(b.raise(0));
-        // Vector 2 does not exist on a 2-vector ADI.
-        assert!(!b.raise(2));
-        assert_eq!(rd(&b, 0x2020, 4)?, 0);
-        assert_eq!(rd(&b, 0x3000, 8)?, 0);
-        Ok(())
-    }
-
-    #[test]
     fn reset_restores_everything_but_the_pasid() -> Result {
         let mut b = Bar0::new(1, 1)?;
         b.set_queue_pasid(0, 77);
@@ -942,15 +772,11 @@ mod reg_tests {
         wr(&mut b, 0x100, 8, 0x4000)?;
         wr(&mut b, 0x108, 4, 64)?;
         wr(&mut b, 0x10c, 4, 1)?;
-        wr(&mut b, 0x2000, 4, 0xfee0_0000)?;
-        wr(&mut b, 0x200c, 4, 0)?;
         b.reset();
         assert_eq!(rd(&b, 0x008, 4)?, 0);
         assert_eq!(rd(&b, 0x100, 8)?, 0);
         assert_eq!(rd(&b, 0x108, 4)?, 0);
         assert_eq!(rd(&b, 0x10c, 4)?, 0);
-        assert_eq!(rd(&b, 0x2000, 4)?, 0);
-        assert_eq!(rd(&b, 0x200c, 4)?, 1);
         assert_eq!(rd(&b, 0x114, 4)?, 77);
         Ok(())
     }

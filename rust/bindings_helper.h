@@ -8,4 +8,5 @@
 #include <linux/iommufd.h>
 #include <linux/eventfd.h>
 #include <linux/iommu.h>
+#include <linux/crc32.h>
 #include <vdcm_pf.h>

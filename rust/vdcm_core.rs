@@ -15,6 +15,7 @@ pub mod bindings;
 pub mod eventfd;
 pub mod mdev;
 pub mod pasid;
+pub mod pci_regs;
 pub mod pf_host;
 pub mod ratelimit;
 pub mod sysfs;

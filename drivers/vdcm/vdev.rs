@@ -664,7 +664,7 @@ impl vfio::Driver for Adi {
             }),
             vfio::DEVICE_SET_IRQS => {
                 let set = ioctl
-                    .read_irq_set(|index| dev.irq_count(index))
+                    .read_irq_set(pci::NUM_IRQS, |index| dev.irq_count(index))
                     .inspect_err(|e| {
                         adi_err!(dev, dev.parent(), "VFIO_DEVICE_SET_IRQS refused: {:?}\n", e)
                     })?;

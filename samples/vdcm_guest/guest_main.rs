@@ -28,6 +28,8 @@ use kernel::{
     time::{msecs_to_jiffies, Instant, Monotonic},
 };
 
+#[path = "../vdcm_sim/abi.rs"]
+pub mod abi;
 #[path = "../vdcm_sim/desc.rs"]
 pub mod desc;
 
@@ -51,46 +53,30 @@ kernel::module_pci_driver! {
     },
 }
 
-/// The device's register interface (`Documentation/vdcm.rst`).
+/// The device's register interface, from its one definition (the
+/// simulated PF's `abi.rs`), as the offsets and sizes the kernel crate's
+/// `pci::Bar` takes.
 mod regs {
-    /// PCI IDs of the virtual device (experimental; 0xfffe is unassigned).
-    pub(crate) const VENDOR_ID: u16 = 0xfffe;
-    pub(crate) const DEVICE_ID: u16 = 0x51a0;
-    /// Class code: system peripheral, other (0x0880), interface 0.
-    pub(crate) const CLASS: u32 = 0x08_8000;
+    use super::abi;
 
-    /// BAR0: the register file.
-    pub(crate) const BAR0_SIZE: usize = 0x4000;
-    /// BAR2: one 4 KiB doorbell page per queue; queue 0's is the first.
-    pub(crate) const DOORBELL_PAGE: usize = 0x1000;
-    /// Offset of the free-running ring tail inside a doorbell page.
-    pub(crate) const DOORBELL_TAIL: usize = 0;
-
-    /// `DEVCAP`, 64 bits: 7:0 queues, 17:8 MSI-X vectors, 23:20 log2 of
-    /// the largest ring, 63:56 layout version.
-    pub(crate) const DEVCAP: usize = 0x000;
-    /// Layout version this driver speaks.
-    pub(crate) const VERSION: u64 = 1;
-    /// `DEVCTL`: bit 0 enable, bit 1 reset (reads 0).
-    pub(crate) const DEVCTL: usize = 0x008;
-    pub(crate) const DEVCTL_ENABLE: u32 = 1 << 0;
-    pub(crate) const DEVCTL_RESET: u32 = 1 << 1;
-
-    /// Queue 0's register block.
-    const Q0: usize = 0x100;
-    /// 64 bits: IOVA of the descriptor ring (64-byte aligned).
-    pub(crate) const Q0_RING_BASE: usize = Q0;
-    /// Descriptors in the ring, a power of two.
-    pub(crate) const Q0_RING_SIZE: usize = Q0 + 0x08;
-    /// Bit 0 enable, bits 23:16 completion MSI-X vector.
-    pub(crate) const Q0_CONTROL: usize = Q0 + 0x0c;
-    pub(crate) const CONTROL_ENABLE: u32 = 1 << 0;
-    /// Bit 0 running, bit 1 error, bits 15:8 error code.
-    pub(crate) const Q0_STATUS: usize = Q0 + 0x10;
-    pub(crate) const STATUS_RUNNING: u32 = 1 << 0;
-    /// The PASID the host bound the queue to (read-only, informational:
-    /// the guest never uses it).
-    pub(crate) const Q0_PASID: usize = Q0 + 0x14;
+    pub(crate) const VENDOR_ID: u16 = abi::VENDOR_ID;
+    pub(crate) const DEVICE_ID: u16 = abi::DEVICE_ID;
+    pub(crate) const CLASS: u32 = abi::CLASS_CODE;
+    pub(crate) const BAR0_SIZE: usize = abi::BAR0_SIZE as usize;
+    pub(crate) const DOORBELL_PAGE: usize = abi::DOORBELL_PAGE as usize;
+    pub(crate) const DOORBELL_TAIL: usize = abi::DOORBELL_TAIL;
+    pub(crate) const DEVCAP: usize = abi::DEVCAP as usize;
+    pub(crate) const VERSION: u64 = abi::VERSION as u64;
+    pub(crate) const DEVCTL: usize = abi::DEVCTL as usize;
+    pub(crate) const DEVCTL_ENABLE: u32 = abi::DEVCTL_ENABLE;
+    pub(crate) const DEVCTL_RESET: u32 = abi::DEVCTL_RESET;
+    pub(crate) const Q0_RING_BASE: usize = (abi::queue(0) + abi::Q_RING_BASE) as usize;
+    pub(crate) const Q0_RING_SIZE: usize = (abi::queue(0) + abi::Q_RING_SIZE) as usize;
+    pub(crate) const Q0_CONTROL: usize = (abi::queue(0) + abi::Q_CONTROL) as usize;
+    pub(crate) const CONTROL_ENABLE: u32 = abi::CONTROL_ENABLE;
+    pub(crate) const Q0_STATUS: usize = (abi::queue(0) + abi::Q_STATUS) as usize;
+    pub(crate) const STATUS_RUNNING: u32 = abi::STATUS_RUNNING;
+    pub(crate) const Q0_PASID: usize = (abi::queue(0) + abi::Q_PASID) as usize;
 }
 
 /// The device's capabilities, from `DEVCAP`.
@@ -110,6 +96,38 @@ impl DevCap {
             version: raw >> 56,
         }
     }
+}
+
+/// The CRC32C (Castagnoli, reflected polynomial 0x82f63b78) lookup table:
+/// the guest checks the device's CRC32C results with its own software
+/// implementation, independent of the one the device uses.
+const CRC32C_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
+
+/// Continues a CRC32C over `data`. `crc` is the running value without the
+/// final inversion: start with `!seed`, finish with `!crc`.
+pub fn crc32c_update(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    crc
 }
 
 /// Descriptors in the ring.
@@ -308,7 +326,7 @@ impl Queue<'_> {
             let v = pattern(w);
             self.write_word(SRC + w * 8, v)?;
             self.write_word(DST + w * 8, 0)?;
-            crc = desc::crc32c_update(crc, &v.to_le_bytes());
+            crc = crc32c_update(crc, &v.to_le_bytes());
         }
         let expected_crc = !crc;
 

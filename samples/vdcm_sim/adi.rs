@@ -23,6 +23,9 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 use pin_init::InPlaceWrite;
 
+use crate::abi::CLASS_CODE;
+use crate::abi::DEVICE_ID;
+use crate::abi::VENDOR_ID;
 use crate::desc;
 use crate::regs;
 use crate::regs::Bar0;
@@ -39,14 +42,6 @@ use crate::vdcm_kernel::pf::PfDriver;
 use crate::vdcm_kernel::pf::Range;
 use crate::vdcm_kernel::pf::RangeKind;
 use crate::vdcm_kernel::tenant::TenantRef;
-
-/// PCI vendor ID of the virtual device: 0xfffe is not assigned to any
-/// vendor by the PCI-SIG. The IDs are experimental and name no product.
-pub const VENDOR_ID: u16 = 0xfffe;
-/// PCI device ID of the virtual device (experimental, see [`VENDOR_ID`]).
-pub const DEVICE_ID: u16 = 0x51a0;
-/// Class code: system peripheral, other (as DMA engines use).
-pub const CLASS_CODE: u32 = 0x08_80_00;
 
 /// The PF's pools: its queue pairs, and its portals.
 pub const POOL_QPS: u32 = 0;
@@ -283,7 +278,10 @@ impl SimPf {
     /// not `adi.regs`.
     fn apply(&self, adi: &SimAdi, effect: Bar0Effect) {
         match effect {
-            Bar0Effect::None | Bar0Effect::QueueDrain(_) => {}
+            Bar0Effect::None => {}
+            // The engine runs a queue's descriptors with the queue-pair
+            // table locked: once the lock is ours, none is in flight.
+            Bar0Effect::QueueDrain(_) => self.drain(),
             Bar0Effect::DeviceEnable(on) => {
                 if !on {
                     self.stop_queues(adi);

@@ -44,6 +44,7 @@ use crate::sim_pf::Queues;
 use crate::sim_pf::DOORBELL_TAIL;
 use crate::sim_pf::PORTAL_SLOTS;
 use crate::sim_pf::PORTAL_TAIL;
+use crate::vdcm_kernel::crc;
 use crate::vdcm_kernel::poller::Poll;
 use crate::vdcm_kernel::tenant::TenantRef;
 
@@ -363,7 +364,7 @@ impl Exec<'_> {
         let len = d.size as usize;
         self.read(0, d.src, len)?;
         let data = self.bufs[0].get(..len).unwrap_or(&[]);
-        Ok(!desc::crc32c_update(!(d.operand as u32), data))
+        Ok(!crc::crc32c(!(d.operand as u32), data))
     }
 
     /// Runs the descriptors of a BATCH; returns how many failed.

@@ -27,19 +27,21 @@
 
 use kernel::prelude::*;
 
+use crate::abi;
+
 /// Size of BAR0 in bytes.
-pub const BAR0_SIZE: u64 = 0x4000;
+pub const BAR0_SIZE: u64 = abi::BAR0_SIZE;
 /// Number of queue register blocks in BAR0.
-pub const MAX_QUEUES: u16 = 64;
+pub const MAX_QUEUES: u16 = abi::MAX_QUEUES;
 /// Number of MSI-X vectors BAR0's table holds.
 pub const MAX_VECTORS: u16 = 256;
 
-const QUEUE_BASE: u64 = 0x100;
-const QUEUE_STRIDE: u64 = 0x20;
+const QUEUE_BASE: u64 = abi::QUEUE_BASE;
+const QUEUE_STRIDE: u64 = abi::QUEUE_STRIDE;
 /// Offset of the MSI-X table in BAR0 (emulated by the VDCM).
-pub const MSIX_TABLE: u32 = 0x2000;
+pub const MSIX_TABLE: u32 = abi::MSIX_TABLE;
 /// Offset of the MSI-X pending bit array in BAR0 (emulated by the VDCM).
-pub const MSIX_PBA: u32 = 0x3000;
+pub const MSIX_PBA: u32 = abi::MSIX_PBA;
 
 /// A register inside one queue's block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,11 +61,11 @@ pub enum QueueReg {
 impl QueueReg {
     /// Offset and width of each queue register, relative to its block.
     const LAYOUT: [(QueueReg, u64, usize); 5] = [
-        (QueueReg::RingBase, 0x00, 8),
-        (QueueReg::RingSize, 0x08, 4),
-        (QueueReg::Control, 0x0c, 4),
-        (QueueReg::Status, 0x10, 4),
-        (QueueReg::Pasid, 0x14, 4),
+        (QueueReg::RingBase, abi::Q_RING_BASE, 8),
+        (QueueReg::RingSize, abi::Q_RING_SIZE, 4),
+        (QueueReg::Control, abi::Q_CONTROL, 4),
+        (QueueReg::Status, abi::Q_STATUS, 4),
+        (QueueReg::Pasid, abi::Q_PASID, 4),
     ];
 }
 
@@ -103,14 +105,15 @@ pub struct Bar0Access {
 
 /// Width in bytes of the fixed device registers at the start of BAR0.
 fn device_reg(offset: u64) -> Option<(Bar0Reg, u64, usize)> {
-    match offset {
-        0x000..0x008 => Some((Bar0Reg::DevCap, 0x000, 8)),
-        0x008..0x00c => Some((Bar0Reg::DevCtl, 0x008, 4)),
-        0x00c..0x010 => Some((Bar0Reg::DevSts, 0x00c, 4)),
-        0x010..0x014 => Some((Bar0Reg::IntCtl, 0x010, 4)),
-        0x018..0x020 => Some((Bar0Reg::ErrLog, 0x018, 8)),
-        _ => None,
-    }
+    [
+        (Bar0Reg::DevCap, abi::DEVCAP, 8),
+        (Bar0Reg::DevCtl, abi::DEVCTL, 4),
+        (Bar0Reg::DevSts, abi::DEVSTS, 4),
+        (Bar0Reg::IntCtl, abi::INTCTL, 4),
+        (Bar0Reg::ErrLog, abi::ERRLOG, 8),
+    ]
+    .into_iter()
+    .find(|&(_, start, width)| (start..start + width as u64).contains(&offset))
 }
 
 /// Finds the register containing `offset`: the register, its start and its
@@ -256,24 +259,24 @@ kernel::bitfield! {
 }
 
 /// Value of `DEVCAP.version` for the layout in this file.
-pub const BAR0_VERSION: u8 = 1;
+pub const BAR0_VERSION: u8 = abi::VERSION;
 /// log2 of the largest ring the device accepts, in descriptors.
-pub const MAX_RING_ORDER: u32 = 12;
+pub const MAX_RING_ORDER: u32 = abi::MAX_RING_ORDER;
 /// Required alignment of `RING_BASE` (one descriptor).
-pub const RING_ALIGN: u64 = 64;
+pub const RING_ALIGN: u64 = abi::RING_ALIGN;
 
 /// Why a queue stopped, in `STATUS.error_code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum QueueError {
     /// `RING_SIZE` is not a power of two in 2..=2^[`MAX_RING_ORDER`].
-    BadRingSize = 1,
+    BadRingSize = abi::queue_error::BAD_RING_SIZE,
     /// The device is not enabled (`DEVCTL.enable`).
-    DeviceDisabled = 2,
+    DeviceDisabled = abi::queue_error::DEVICE_DISABLED,
     /// The PF refused to start the queue.
-    PfRefused = 3,
+    PfRefused = abi::queue_error::PF_REFUSED,
     /// The ring could not be read (unmapped IOVA).
-    RingFault = 4,
+    RingFault = abi::queue_error::RING_FAULT,
 }
 
 /// The state of a queue, as the device model reports it.
@@ -621,7 +624,7 @@ mod tests {
     }
 }
 
-#[kunit_tests(vdcm_bar0_regs)]
+#[kunit_tests(vdcm_sim_bar0_regs)]
 mod reg_tests {
     use super::*;
 

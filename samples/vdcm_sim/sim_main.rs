@@ -15,8 +15,10 @@ use kernel::sync::Arc;
 #[path = "../../rust/pf_driver.rs"]
 pub mod vdcm_kernel;
 
+pub mod abi;
 pub mod adi;
 pub mod desc;
+mod desc_tests;
 pub mod direct;
 pub mod engine;
 pub mod regs;

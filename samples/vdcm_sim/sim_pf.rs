@@ -56,14 +56,9 @@ impl core::ops::Add for QpStats {
     }
 }
 
-/// Byte offset of the tail register in a doorbell page.
-pub const DOORBELL_TAIL: usize = 0;
-
-/// Descriptor slots of a portal page: the tenant writes descriptors into
-/// slots `tail % PORTAL_SLOTS`, then the new tail at [`PORTAL_TAIL`].
-pub const PORTAL_SLOTS: u32 = 63;
-/// Byte offset of a portal page's tail register (after the slots).
-pub const PORTAL_TAIL: usize = PORTAL_SLOTS as usize * crate::desc::DESC_SIZE;
+pub use crate::abi::DOORBELL_TAIL;
+pub use crate::abi::PORTAL_SLOTS;
+pub use crate::abi::PORTAL_TAIL;
 
 /// One portal on the PF's shared queue pair.
 #[derive(Default)]
@@ -281,6 +276,12 @@ impl SimPf {
         } else {
             value & ((1 << (8 * len)) - 1)
         })
+    }
+
+    /// Waits until no descriptor of any queue pair or portal is being
+    /// processed (the engine holds the table while it runs them).
+    pub fn drain(&self) {
+        drop(self.queues.table.lock());
     }
 
     /// Runs `f` on allocated queue pair `qp`; `EINVAL` for any other.

@@ -254,14 +254,29 @@ two_guests_concurrent() {
 }
 point guests_two_concurrent_traffic two_guests_concurrent
 
+# dmesg_mark: writes a unique marker to the kernel log and prints it;
+# dmesg_since MARK: the kernel log from that marker on (what a step logged,
+# however much the modules' KUnit suites printed meanwhile, and whether or
+# not the log buffer has wrapped).
+dmesg_mark() {
+	local m="vdcm-test: mark $(cat /proc/sys/kernel/random/uuid)"
+	echo "$m" >/dev/kmsg
+	echo "$m"
+}
+dmesg_since() {
+	dmesg | sed -n "/$1/,\$p"
+}
+
 # A PF whose config space lacks the SIOV capability is refused by the
 # VDCM: the simulated PF's registration (and so its load) fails.
 pf_without_siov_cap_refused() {
+	local n
 	rmmod vdcm_sim || return 1
+	n=$(dmesg_mark)
 	if insmod "$SIM_KO" siov_cap=0; then
 		echo "vdcm_sim with siov_cap=0 loaded"; return 1
 	fi
-	dmesg | tail -n 20 | grep -q "no SIOV capability" ||
+	dmesg_since "$n" | grep -q "no SIOV capability" ||
 		{ echo "no dev_err naming the missing capability"; return 1; }
 	insmod "$SIM_KO" && [ -d /sys/class/vdcm_sim/vdcm_sim0/mdev_supported_types ]
 }
@@ -271,13 +286,15 @@ point pf_without_siov_cap_refused pf_without_siov_cap_refused
 # SIOV DVSEC, the VDCM refuses it and its load fails.
 CPF_KO=$TOP_DIR/samples/vdcm_cpf/vdcm_cpf.ko
 cpf_pf_without_siov_cap_refused() {
+	local n
 	rmmod vdcm_cpf || return 1
+	n=$(dmesg_mark)
 	if insmod "$CPF_KO" siov_cap=0; then
 		echo "vdcm_cpf with siov_cap=0 loaded"; return 1
 	fi
-	dmesg | tail -n 20 | grep -q "no SIOV capability" ||
+	dmesg_since "$n" | grep -q "no SIOV capability" ||
 		{ echo "no dev_err naming the missing capability"; return 1; }
-	dmesg | tail -n 20 | grep -q "vdcm_cpf0: the VDCM refused the PF" ||
+	dmesg_since "$n" | grep -q "vdcm_cpf0: the VDCM refused the PF" ||
 		{ echo "no dev_err from vdcm_cpf"; return 1; }
 	insmod "$CPF_KO" && ls -d /sys/class/mdev_bus/vdcm_cpf0/mdev_supported_types/*mbox >/dev/null
 }
@@ -286,9 +303,11 @@ point cpf_pf_without_siov_cap_refused cpf_pf_without_siov_cap_refused
 # The engine's in-kernel client (the throughput baseline of `make bench`)
 # runs one ring of BATCHes and a ring of MEMMOVEs at load and reports them.
 direct_client_runs() {
+	local n
 	rmmod vdcm_sim || return 1
+	n=$(dmesg_mark)
 	insmod "$SIM_KO" direct_bench=1 || return 1
-	dmesg | tail -n 20 | grep -E "direct client: 2112 descriptors in [0-9]+ ns, 13107200 bytes of MEMMOVE" ||
+	dmesg_since "$n" | grep -E "direct client: 2112 descriptors in [0-9]+ ns, 13107200 bytes of MEMMOVE" ||
 		{ echo "no direct client report"; dmesg | tail -n 5; return 1; }
 }
 point direct_client_runs direct_client_runs

@@ -68,7 +68,7 @@ pub fn clock_seed() -> u64 {
 /// (e.g. NULL, which faults in the kernel's user copy).
 pub unsafe fn ioctl_ptr(fd: &impl AsRawFd, cmd: libc::c_ulong, arg: *mut u8) -> io::Result<i32> {
     // SAFETY: the caller's promise.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), cmd, arg) };
+    let rc = unsafe { vmm_sys_util::ioctl::ioctl_with_mut_ptr(fd, cmd, arg) };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -204,15 +204,10 @@ impl BadInputs {
     }
 }
 
-/// `VFIO_DEVICE_GET_REGION_INFO`'s fixed part, on any device fd.
+/// `VFIO_DEVICE_GET_REGION_INFO`'s fixed part, on any device fd: the
+/// region's offset and size.
 pub fn region_offset_size(dev: &File, index: u32) -> Result<(u64, u64), String> {
-    let mut info = crate::vfio::RegionInfo {
-        argsz: crate::vfio::argsz::<crate::vfio::RegionInfo>(),
-        index,
-        ..Default::default()
-    };
-    crate::vfio::ioctl(dev, crate::vfio::VFIO_DEVICE_GET_REGION_INFO, &mut info)
-        .map_err(|e| format!("VFIO_DEVICE_GET_REGION_INFO({index}): {e}"))?;
+    let info = crate::vfio::region_info(dev, index)?;
     Ok((info.offset, info.size))
 }
 

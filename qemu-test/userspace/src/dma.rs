@@ -1,112 +1,41 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Driving the simulated PF's data mover from user space: DMA memory mapped
-//! into the device's IOAS, eventfd interrupts, the BAR0 queue registers and
-//! the descriptor format of `samples/vdcm_sim/desc.rs`.
+//! into the device's IOAS, eventfd interrupts, the BAR0 queue registers of
+//! [`crate::abi`] and the descriptors of [`crate::desc`] (both the simulated
+//! PF's own files).
 
-use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::fd::FromRawFd;
 use std::time::Duration;
 use std::time::Instant;
 
+use vfio_bindings::bindings::vfio::vfio_irq_set;
+use vfio_bindings::bindings::vfio::VFIO_IRQ_SET_ACTION_MASK;
+use vfio_bindings::bindings::vfio::VFIO_IRQ_SET_ACTION_TRIGGER;
+use vfio_bindings::bindings::vfio::VFIO_IRQ_SET_ACTION_UNMASK;
+use vfio_bindings::bindings::vfio::VFIO_IRQ_SET_DATA_EVENTFD;
+use vfio_bindings::bindings::vfio::VFIO_IRQ_SET_DATA_NONE;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_ERR_IRQ_INDEX as ERR_INDEX;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_MSIX_IRQ_INDEX as MSIX_INDEX;
+pub use vfio_bindings::bindings::vfio::VFIO_PCI_REQ_IRQ_INDEX as REQ_INDEX;
+pub use vmm_sys_util::eventfd::EventFd;
+use vmm_sys_util::ioctl::ioctl_with_mut_ptr;
+
+use crate::abi;
+use crate::desc::Completion;
+use crate::desc::Descriptor;
+use crate::desc::Opcode;
+use crate::desc::COMPLETION_SIZE;
+use crate::desc::DESC_SIZE;
 use crate::vfio;
 use crate::vfio::CdevDevice;
+use crate::vfio::VfioDevice;
 
 /// Region index of BAR0.
-pub const BAR0: u32 = 0;
+pub const BAR0: u32 = vfio::uapi::VFIO_PCI_BAR0_REGION_INDEX;
 /// Region index of BAR2 (doorbells).
-pub const BAR2: u32 = 2;
-/// `DEVCAP`.
-pub const DEVCAP: u64 = 0x000;
-/// `DEVCTL`; bit 0 enable, bit 1 reset.
-pub const DEVCTL: u64 = 0x008;
-/// First queue block.
-pub const QUEUE_BASE: u64 = 0x100;
-/// Bytes per queue block.
-pub const QUEUE_STRIDE: u64 = 0x20;
-/// Queue registers, relative to the block.
-pub const Q_RING_BASE: u64 = 0x00;
-/// Ring size in descriptors.
-pub const Q_RING_SIZE: u64 = 0x08;
-/// `CONTROL`: bit 0 enable, bit 2 reset, bits 23:16 vector.
-pub const Q_CONTROL: u64 = 0x0c;
-/// `STATUS`: bit 0 running, bit 1 error, bits 15:8 error code.
-pub const Q_STATUS: u64 = 0x10;
-/// The host-set PASID.
-pub const Q_PASID: u64 = 0x14;
-
-/// Descriptor opcodes.
-pub const OP_NOP: u8 = 0;
-/// MEMMOVE.
-pub const OP_MEMMOVE: u8 = 1;
-/// FILL.
-pub const OP_FILL: u8 = 2;
-/// COMPARE.
-pub const OP_COMPARE: u8 = 3;
-/// CRC32C.
-pub const OP_CRC32C: u8 = 4;
-/// BATCH.
-pub const OP_BATCH: u8 = 5;
-/// Descriptor flag: completion interrupt.
-pub const FLAG_INTERRUPT: u8 = 1;
-/// Completion status: success.
-pub const ST_SUCCESS: u8 = 1;
-/// Completion status: page fault.
-pub const ST_PAGE_FAULT: u8 = 2;
-/// Completion status: invalid opcode.
-pub const ST_INVALID_OPCODE: u8 = 3;
-/// Completion status: invalid size.
-pub const ST_INVALID_SIZE: u8 = 4;
-/// Completion status: a BATCH member failed.
-pub const ST_BATCH_FAILED: u8 = 6;
-
-/// `IOMMU_IOAS_MAP`.
-const IOMMU_IOAS_MAP: libc::c_ulong = vfio::io(0x85);
-/// `IOMMU_IOAS_UNMAP`.
-const IOMMU_IOAS_UNMAP: libc::c_ulong = vfio::io(0x86);
-/// `VFIO_DEVICE_SET_IRQS`.
-pub const VFIO_DEVICE_SET_IRQS: libc::c_ulong = vfio::io(100 + 10);
-/// `VFIO_DEVICE_GET_IRQ_INFO`.
-pub const VFIO_DEVICE_GET_IRQ_INFO: libc::c_ulong = vfio::io(100 + 9);
-/// `VFIO_PCI_MSIX_IRQ_INDEX`.
-pub const MSIX_INDEX: u32 = 2;
-
-#[repr(C)]
-#[derive(Default)]
-struct IoasMap {
-    size: u32,
-    flags: u32,
-    ioas_id: u32,
-    reserved: u32,
-    user_va: u64,
-    length: u64,
-    iova: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct IoasUnmap {
-    size: u32,
-    ioas_id: u32,
-    iova: u64,
-    length: u64,
-}
-
-/// `struct vfio_irq_info`.
-#[repr(C)]
-#[derive(Default, Debug)]
-pub struct IrqInfo {
-    /// `argsz`.
-    pub argsz: u32,
-    /// `VFIO_IRQ_INFO_*`.
-    pub flags: u32,
-    /// Index asked about.
-    pub index: u32,
-    /// Interrupts of the index.
-    pub count: u32,
-}
+pub const BAR2: u32 = vfio::uapi::VFIO_PCI_BAR2_REGION_INDEX;
 
 /// Page-aligned anonymous memory, the tenant's DMA buffer.
 pub struct DmaMem {
@@ -140,6 +69,13 @@ impl DmaMem {
     /// The user address.
     pub fn addr(&self) -> u64 {
         self.ptr as u64
+    }
+
+    /// The user address as a pointer, for `vfio_dma_map`: the bytes are
+    /// only ever touched with volatile accesses, never through a Rust
+    /// reference, as memory a device writes must be.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
     }
 
     /// Length in bytes.
@@ -188,50 +124,40 @@ impl Drop for DmaMem {
 
 /// Maps `mem` at `iova` in the device's IOAS, read-write.
 pub fn map(dev: &CdevDevice, mem: &DmaMem, iova: u64) -> Result<(), String> {
-    map_range(dev, mem.addr(), mem.len() as u64, iova)
+    map_range(dev, mem.as_ptr(), mem.len(), iova)
 }
 
 /// Maps `len` bytes of user memory at `va` to `iova`, read-write.
-pub fn map_range(dev: &CdevDevice, va: u64, len: u64, iova: u64) -> Result<(), String> {
-    let mut m = IoasMap {
-        size: std::mem::size_of::<IoasMap>() as u32,
-        flags: 1 | 2 | 4, // FIXED_IOVA | WRITEABLE | READABLE
-        ioas_id: dev.ioas,
-        user_va: va,
-        length: len,
-        iova,
-        ..Default::default()
-    };
-    vfio::ioctl(&dev.iommufd, IOMMU_IOAS_MAP, &mut m)
-        .map_err(|e| format!("IOMMU_IOAS_MAP({iova:#x}, {len:#x}): {e}"))
+fn map_range(dev: &CdevDevice, va: *mut u8, len: usize, iova: u64) -> Result<(), String> {
+    // SAFETY: `va` is a `DmaMem`, which touches its bytes only with
+    // volatile accesses and makes no Rust reference to them, as
+    // `vfio_dma_map` requires of memory a device may write.
+    unsafe { dev.iommu.vfio_dma_map(iova, len, va) }.map_err(|e| {
+        format!(
+            "IOMMU_IOAS_MAP({iova:#x}, {len:#x}): {}",
+            vfio::error_chain(&e)
+        )
+    })
 }
 
 /// Unmaps `[iova, iova + len)` from the device's IOAS.
 pub fn unmap(dev: &CdevDevice, iova: u64, len: u64) -> Result<(), String> {
-    let mut u = IoasUnmap {
-        size: std::mem::size_of::<IoasUnmap>() as u32,
-        ioas_id: dev.ioas,
-        iova,
-        length: len,
-    };
-    vfio::ioctl(&dev.iommufd, IOMMU_IOAS_UNMAP, &mut u)
-        .map_err(|e| format!("IOMMU_IOAS_UNMAP({iova:#x}, {len:#x}): {e}"))
+    dev.iommu.vfio_dma_unmap(iova, len as usize).map_err(|e| {
+        format!(
+            "IOMMU_IOAS_UNMAP({iova:#x}, {len:#x}): {}",
+            vfio::error_chain(&e)
+        )
+    })
 }
 
 /// A new non-blocking eventfd.
-pub fn eventfd() -> io::Result<File> {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    Ok(unsafe { File::from_raw_fd(fd) })
+pub fn eventfd() -> io::Result<EventFd> {
+    EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
 }
 
 /// Waits up to `timeout` for `efd` to be signalled; returns its count (0 on
 /// timeout).
-pub fn wait_eventfd(efd: &File, timeout: Duration) -> u64 {
+pub fn wait_eventfd(efd: &EventFd, timeout: Duration) -> u64 {
     let mut pfd = libc::pollfd {
         fd: efd.as_raw_fd(),
         events: libc::POLLIN,
@@ -242,20 +168,15 @@ pub fn wait_eventfd(efd: &File, timeout: Duration) -> u64 {
     if n <= 0 {
         return 0;
     }
-    let mut v = [0u8; 8];
-    // SAFETY: reads 8 bytes into `v`.
-    let r = unsafe { libc::read(efd.as_raw_fd(), v.as_mut_ptr().cast(), 8) };
-    if r == 8 {
-        u64::from_ne_bytes(v)
-    } else {
-        0
-    }
+    efd.read().unwrap_or(0)
 }
 
-/// Issues `VFIO_DEVICE_SET_IRQS` with a raw payload: header fields then
-/// `data`; `argsz` is the true size unless `argsz` overrides it.
+/// Issues `VFIO_DEVICE_SET_IRQS` with a raw payload: the header of
+/// `struct vfio_irq_set`, then `data`; `argsz` is the true size unless
+/// `argsz` overrides it (to test that the kernel rejects a lie before
+/// reading).
 pub fn set_irqs_raw(
-    dev: &File,
+    dev: &impl AsRawFd,
     flags: u32,
     index: u32,
     start: u32,
@@ -263,16 +184,31 @@ pub fn set_irqs_raw(
     data: &[u8],
     argsz: Option<u32>,
 ) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(20 + data.len());
-    let size = argsz.unwrap_or((20 + data.len()) as u32);
-    for v in [size, flags, index, start, count] {
-        buf.extend_from_slice(&v.to_ne_bytes());
-    }
-    buf.extend_from_slice(data);
+    let hdr = std::mem::size_of::<vfio_irq_set>();
+    // u32 words: the alignment of `struct vfio_irq_set`.
+    let mut buf = vec![0u32; (hdr + data.len()).div_ceil(4)];
+    let head = vfio_irq_set {
+        argsz: argsz.unwrap_or((hdr + data.len()) as u32),
+        flags,
+        index,
+        start,
+        count,
+        data: Default::default(),
+    };
+    // SAFETY: `buf` has room for the header, 4-byte aligned.
+    unsafe { buf.as_mut_ptr().cast::<vfio_irq_set>().write(head) };
+    // SAFETY: `data.len()` bytes fit after the header (allocated above).
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            data.as_ptr(),
+            buf.as_mut_ptr().cast::<u8>().add(hdr),
+            data.len(),
+        )
+    };
     // SAFETY: `buf` outlives the call; the kernel reads at most `argsz`
     // bytes, never more than we allocated unless `argsz` lies, which the
     // caller uses to test that the kernel rejects it before reading.
-    let r = unsafe { libc::ioctl(dev.as_raw_fd(), VFIO_DEVICE_SET_IRQS, buf.as_mut_ptr()) };
+    let r = unsafe { ioctl_with_mut_ptr(dev, vfio::VFIO_DEVICE_SET_IRQS(), buf.as_mut_ptr()) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -280,21 +216,25 @@ pub fn set_irqs_raw(
 }
 
 /// `DATA_EVENTFD | ACTION_TRIGGER`.
-pub const IRQ_SET_EVENTFD_TRIGGER: u32 = (1 << 2) | (1 << 5);
+pub const IRQ_SET_EVENTFD_TRIGGER: u32 = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
 /// `DATA_NONE | ACTION_TRIGGER`.
-pub const IRQ_SET_NONE_TRIGGER: u32 = 1 | (1 << 5);
+pub const IRQ_SET_NONE_TRIGGER: u32 = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER;
 /// `DATA_NONE | ACTION_MASK`.
-pub const IRQ_SET_NONE_MASK: u32 = 1 | (1 << 3);
+pub const IRQ_SET_NONE_MASK: u32 = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK;
 /// `DATA_NONE | ACTION_UNMASK`.
-pub const IRQ_SET_NONE_UNMASK: u32 = 1 | (1 << 4);
+pub const IRQ_SET_NONE_UNMASK: u32 = VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK;
 
-/// IRQ index of the error notifier (`VFIO_PCI_ERR_IRQ_INDEX`).
-pub const ERR_INDEX: u32 = 3;
-/// IRQ index of the request notifier (`VFIO_PCI_REQ_IRQ_INDEX`).
-pub const REQ_INDEX: u32 = 4;
-
-/// Installs `efd` as the trigger of interrupt `start` of IRQ index `index`.
-pub fn set_eventfd(dev: &File, index: u32, start: u32, efd: &File) -> Result<(), String> {
+/// Installs `efd` as the trigger of interrupt `start` of IRQ index
+/// `index`: through `vfio-ioctls` for interrupt 0, which its
+/// `enable_irq` covers (it always starts at 0), as a raw request
+/// otherwise.
+pub fn set_eventfd(dev: &VfioDevice, index: u32, start: u32, efd: &EventFd) -> Result<(), String> {
+    let what = || format!("VFIO_DEVICE_SET_IRQS(eventfd, index {index}, {start})");
+    if start == 0 {
+        return dev
+            .enable_irq(index, vec![efd])
+            .map_err(|e| format!("{}: {}", what(), vfio::error_chain(&e)));
+    }
     set_irqs_raw(
         dev,
         IRQ_SET_EVENTFD_TRIGGER,
@@ -304,97 +244,40 @@ pub fn set_eventfd(dev: &File, index: u32, start: u32, efd: &File) -> Result<(),
         &efd.as_raw_fd().to_ne_bytes(),
         None,
     )
-    .map_err(|e| format!("VFIO_DEVICE_SET_IRQS(eventfd, index {index}, {start}): {e}"))
+    .map_err(|e| format!("{}: {e}", what()))
 }
 
 /// Installs `efd` as the trigger of MSI-X vector `vector`.
-pub fn set_vector_eventfd(dev: &File, vector: u32, efd: &File) -> Result<(), String> {
+pub fn set_vector_eventfd(dev: &VfioDevice, vector: u32, efd: &EventFd) -> Result<(), String> {
     set_eventfd(dev, MSIX_INDEX, vector, efd)
 }
 
 /// Issues `VFIO_DEVICE_SET_IRQS` with `DATA_NONE` and action `flags` on
 /// `count` MSI-X vectors from 0 (`count == 0`: the whole index).
-pub fn set_vectors_none(dev: &File, flags: u32, count: u32) -> io::Result<()> {
+pub fn set_vectors_none(dev: &impl AsRawFd, flags: u32, count: u32) -> io::Result<()> {
     set_irqs_raw(dev, flags, MSIX_INDEX, 0, count, &[], None)
 }
 
-/// One 64-byte descriptor.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct Desc {
-    /// Opcode.
-    pub opcode: u8,
-    /// Flags.
-    pub flags: u8,
-    /// Size in bytes (BATCH: descriptors).
-    pub size: u32,
-    /// Source IOVA.
-    pub src: u64,
-    /// Destination IOVA.
-    pub dst: u64,
-    /// Completion-record IOVA.
-    pub completion: u64,
-    /// Pattern / seed.
-    pub operand: u64,
-}
-
-impl Desc {
-    /// The 64 bytes.
-    pub fn encode(&self) -> [u8; 64] {
-        let mut b = [0u8; 64];
-        b[0] = self.opcode;
-        b[1] = self.flags;
-        b[4..8].copy_from_slice(&self.size.to_le_bytes());
-        b[8..16].copy_from_slice(&self.src.to_le_bytes());
-        b[16..24].copy_from_slice(&self.dst.to_le_bytes());
-        b[24..32].copy_from_slice(&self.completion.to_le_bytes());
-        b[32..40].copy_from_slice(&self.operand.to_le_bytes());
-        b
+/// The completion record at byte `off` of `mem`, if written.
+pub fn completion(mem: &DmaMem, off: usize) -> Option<Completion> {
+    let b = mem.bytes(off, COMPLETION_SIZE);
+    let mut w = [0u64; COMPLETION_SIZE / 8];
+    for (w, b) in w.iter_mut().zip(b.chunks_exact(8)) {
+        let mut le = [0u8; 8];
+        le.copy_from_slice(b);
+        *w = u64::from_le_bytes(le);
     }
+    Completion::decode(&w)
 }
 
-/// A decoded completion record.
-#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// Status; 0 while not done.
-    pub status: u8,
-    /// Opcode.
-    pub opcode: u8,
-    /// Bytes done.
-    pub done: u32,
-    /// Faulting IOVA.
-    pub fault_iova: u64,
-    /// Result.
-    pub result: u64,
+/// A NOP descriptor without a completion record.
+pub fn nop() -> Descriptor {
+    Descriptor::new(Opcode::Nop, 0, 0, 0)
 }
 
-impl Completion {
-    /// Decodes 32 bytes.
-    pub fn decode(b: &[u8]) -> Self {
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-        Completion {
-            status: b[0],
-            opcode: b[1],
-            done: u32::from_le_bytes(b[4..8].try_into().unwrap_or([0; 4])),
-            fault_iova: u64_at(8),
-            result: u64_at(16),
-        }
-    }
-}
-
-/// CRC32C, as the engine computes it (seed, reflected, final inversion).
-pub fn crc32c(seed: u32, data: &[u8]) -> u32 {
-    let mut crc = !seed;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82f6_3b78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+/// Writes descriptor `d` at byte `off` of `mem`.
+pub fn write_desc(mem: &DmaMem, off: usize, d: &Descriptor) {
+    mem.write(off, &d.to_bytes());
 }
 
 /// A queue of an ADI driven from user space: its ring in the tenant's
@@ -409,7 +292,7 @@ pub struct Queue<'a> {
     size: u32,
     tail: u32,
     doorbell: vfio::Mapping,
-    index: u64,
+    index: u16,
 }
 
 impl<'a> Queue<'a> {
@@ -420,24 +303,31 @@ impl<'a> Queue<'a> {
         dev: &'a CdevDevice,
         mem: &'a DmaMem,
         iova: u64,
-        index: u64,
+        index: u16,
         ring_off: usize,
         size: u32,
         vector: u32,
     ) -> Result<Self, String> {
-        let blk = QUEUE_BASE + index * QUEUE_STRIDE;
+        let blk = abi::queue(index);
         dev.enable()?;
-        dev.write_u32(BAR0, DEVCTL, 1)?;
-        dev.write_u64(BAR0, blk + Q_RING_BASE, iova + ring_off as u64)?;
-        dev.write_u32(BAR0, blk + Q_RING_SIZE, size)?;
-        dev.write_u32(BAR0, blk + Q_CONTROL, 1 | (vector << 16))?;
-        let status = dev.read_u32(BAR0, blk + Q_STATUS)?;
-        if status & 1 == 0 {
+        dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE)?;
+        dev.write_u64(BAR0, blk + abi::Q_RING_BASE, iova + ring_off as u64)?;
+        dev.write_u32(BAR0, blk + abi::Q_RING_SIZE, size)?;
+        dev.write_u32(
+            BAR0,
+            blk + abi::Q_CONTROL,
+            abi::CONTROL_ENABLE | (vector << abi::CONTROL_VECTOR_SHIFT),
+        )?;
+        let status = dev.read_u32(BAR0, blk + abi::Q_STATUS)?;
+        if status & abi::STATUS_RUNNING == 0 {
             return Err(format!("queue {index} did not start: STATUS {status:#x}"));
         }
-        let page = 4096u64;
         let doorbell = dev
-            .mmap(BAR2, index * page, page as usize)
+            .mmap(
+                BAR2,
+                u64::from(index) * abi::DOORBELL_PAGE,
+                abi::DOORBELL_PAGE as usize,
+            )
             .map_err(|e| format!("mmap doorbell of queue {index}: {e}"))?;
         Ok(Queue {
             dev,
@@ -452,9 +342,9 @@ impl<'a> Queue<'a> {
     }
 
     /// Writes `d` to the next ring slot (not yet visible to the device).
-    pub fn push(&mut self, d: &Desc) {
+    pub fn push(&mut self, d: &Descriptor) {
         let slot = (self.tail % self.size) as usize;
-        self.mem.write(self.ring_off + slot * 64, &d.encode());
+        write_desc(self.mem, self.ring_off + slot * DESC_SIZE, d);
         self.tail = self.tail.wrapping_add(1);
     }
 
@@ -462,23 +352,22 @@ impl<'a> Queue<'a> {
     /// page, no system call.
     pub fn ring(&self) {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        self.doorbell.write_u32(0, self.tail);
+        self.doorbell.write_u32(abi::DOORBELL_TAIL, self.tail);
     }
 
     /// The queue's `STATUS` register.
     pub fn status(&self) -> Result<u32, String> {
         self.dev
-            .read_u32(BAR0, QUEUE_BASE + self.index * QUEUE_STRIDE + Q_STATUS)
+            .read_u32(BAR0, abi::queue(self.index) + abi::Q_STATUS)
     }
 }
 
-/// Polls the completion record at byte `off` of `mem` until its status is
-/// non-zero or `timeout` passes.
+/// Polls the completion record at byte `off` of `mem` until the device
+/// has written it or `timeout` passes.
 pub fn wait_completion(mem: &DmaMem, off: usize, timeout: Duration) -> Option<Completion> {
     let start = Instant::now();
     loop {
-        let c = Completion::decode(&mem.bytes(off, 32));
-        if c.status != 0 {
+        if let Some(c) = completion(mem, off) {
             return Some(c);
         }
         if start.elapsed() > timeout {
@@ -487,11 +376,6 @@ pub fn wait_completion(mem: &DmaMem, off: usize, timeout: Duration) -> Option<Co
         std::thread::sleep(Duration::from_micros(200));
     }
 }
-
-/// Descriptor slots of a portal page; the tail is after them.
-pub const PORTAL_SLOTS: u32 = 63;
-/// Byte offset of a portal page's tail.
-pub const PORTAL_TAIL: usize = 63 * 64;
 
 /// The portal of a shared ADI, driven from user space: descriptors are
 /// written into the mapped portal page itself, then the tail is stored.
@@ -504,15 +388,20 @@ impl Portal {
     /// Enables the device and queue 0 (the portal) with completion vector
     /// `vector`, and maps the portal page.
     pub fn start(dev: &CdevDevice, vector: u32) -> Result<Self, String> {
+        let blk = abi::queue(0);
         dev.enable()?;
-        dev.write_u32(BAR0, DEVCTL, 1)?;
-        dev.write_u32(BAR0, QUEUE_BASE + Q_CONTROL, 1 | (vector << 16))?;
-        let status = dev.read_u32(BAR0, QUEUE_BASE + Q_STATUS)?;
-        if status & 1 == 0 {
+        dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE)?;
+        dev.write_u32(
+            BAR0,
+            blk + abi::Q_CONTROL,
+            abi::CONTROL_ENABLE | (vector << abi::CONTROL_VECTOR_SHIFT),
+        )?;
+        let status = dev.read_u32(BAR0, blk + abi::Q_STATUS)?;
+        if status & abi::STATUS_RUNNING == 0 {
             return Err(format!("portal did not start: STATUS {status:#x}"));
         }
         let page = dev
-            .mmap(BAR2, 0, 4096)
+            .mmap(BAR2, 0, abi::DOORBELL_PAGE as usize)
             .map_err(|e| format!("mmap portal: {e}"))?;
         Ok(Portal { page, tail: 0 })
     }
@@ -523,12 +412,12 @@ impl Portal {
     }
 
     /// Submits `d`: writes it into the next slot, then the tail.
-    pub fn submit(&mut self, d: &Desc) {
-        let slot = (self.tail % PORTAL_SLOTS) as usize;
-        self.page.write_bytes(slot * 64, &d.encode());
+    pub fn submit(&mut self, d: &Descriptor) {
+        let slot = (self.tail % abi::PORTAL_SLOTS) as usize;
+        self.page.write_bytes(slot * DESC_SIZE, &d.to_bytes());
         self.tail = self.tail.wrapping_add(1);
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        self.page.write_u32(PORTAL_TAIL, self.tail);
+        self.page.write_u32(abi::PORTAL_TAIL, self.tail);
     }
 }
 
@@ -542,7 +431,7 @@ pub struct Tenant {
     /// The tenant's memory, mapped at the IOVA given to `new`.
     pub mem: DmaMem,
     /// The eventfd of MSI-X vector 0.
-    pub efd: File,
+    pub efd: EventFd,
     /// The ADI, removed on drop.
     pub mdev: crate::mdev::Removed,
 }
@@ -556,7 +445,7 @@ impl Tenant {
         let mem = DmaMem::new(mem_len).map_err(|e| format!("mmap: {e}"))?;
         map(&dev, &mem, iova)?;
         let efd = eventfd().map_err(|e| format!("eventfd: {e}"))?;
-        set_vector_eventfd(&dev.device, 0, &efd)?;
+        set_vector_eventfd(&dev.vfio, 0, &efd)?;
         Ok(Tenant {
             dev,
             mem,

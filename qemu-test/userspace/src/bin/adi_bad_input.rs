@@ -15,6 +15,8 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
+use iommufd_bindings::iommufd::IOMMUFD_CMD_BASE;
+use iommufd_bindings::iommufd::IOMMUFD_TYPE;
 use vdcm_selftests::adv;
 use vdcm_selftests::adv::BadInputs;
 use vdcm_selftests::dma;
@@ -25,15 +27,20 @@ use vdcm_selftests::tap::note;
 use vdcm_selftests::tap::Outcome;
 use vdcm_selftests::tap::Reporter;
 use vdcm_selftests::vfio;
+use vdcm_selftests::vfio::uapi::VFIO_BASE;
+use vdcm_selftests::vfio::uapi::VFIO_TYPE;
 use vdcm_selftests::vfio::CdevDevice;
+use vdcm_selftests::vfio::VFIO_DEVICE_GET_INFO as GET_INFO;
+use vdcm_selftests::vfio::VFIO_DEVICE_GET_IRQ_INFO as GET_IRQ_INFO;
+use vdcm_selftests::vfio::VFIO_DEVICE_GET_REGION_INFO as GET_REGION_INFO;
+use vdcm_selftests::vfio::VFIO_DEVICE_RESET as RESET;
+use vdcm_selftests::vfio::VFIO_DEVICE_SET_IRQS as SET_IRQS;
+use vmm_sys_util::ioctl_io_nr;
+use vmm_sys_util::ioctl_iow_nr;
+use vmm_sys_util::ioctl_iowr_nr;
 
 const PF: &str = "vdcm_sim0";
 const EINVAL: i32 = libc::EINVAL;
-const GET_INFO: libc::c_ulong = vfio::VFIO_DEVICE_GET_INFO;
-const GET_REGION_INFO: libc::c_ulong = vfio::VFIO_DEVICE_GET_REGION_INFO;
-const GET_IRQ_INFO: libc::c_ulong = dma::VFIO_DEVICE_GET_IRQ_INFO;
-const SET_IRQS: libc::c_ulong = dma::VFIO_DEVICE_SET_IRQS;
-const RESET: libc::c_ulong = vfio::VFIO_DEVICE_RESET;
 const BAR0_SIZE: u64 = 16384;
 const CFG_SIZE: u64 = 4096;
 const PAGE: usize = 4096;
@@ -73,12 +80,12 @@ fn unbound_fd(adi: &Adi, b: &mut BadInputs) -> Outcome {
     let mut buf = words(&[16], 64);
     b.expect(
         || "GET_INFO before bind".into(),
-        adv::ioctl_buf(&f, GET_INFO, &mut buf),
+        adv::ioctl_buf(&f, GET_INFO(), &mut buf),
         EINVAL,
     )?;
     b.expect(
         || "RESET before bind".into(),
-        vfio::ioctl_val(&f, RESET, 0),
+        vfio::ioctl_val(&f, RESET(), 0),
         EINVAL,
     )?;
     let mut r = [0u8; 4];
@@ -114,7 +121,7 @@ fn unbound_fd(adi: &Adi, b: &mut BadInputs) -> Outcome {
         };
         b.expect(
             || format!("BIND_IOMMUFD with iommufd {what}"),
-            vfio::ioctl(&f, vfio::VFIO_DEVICE_BIND_IOMMUFD, &mut bind),
+            vfio::ioctl(&f, vfio::VFIO_DEVICE_BIND_IOMMUFD(), &mut bind),
             errno,
         )?;
     }
@@ -128,7 +135,7 @@ fn unbound_fd(adi: &Adi, b: &mut BadInputs) -> Outcome {
         buf[40] = tail;
         b.expect(
             || format!("BIND_IOMMUFD with flags {flags:#x}, argsz {argsz}, tail {tail}"),
-            adv::ioctl_buf(&f, vfio::VFIO_DEVICE_BIND_IOMMUFD, &mut buf),
+            adv::ioctl_buf(&f, vfio::VFIO_DEVICE_BIND_IOMMUFD(), &mut buf),
             errno,
         )?;
     }
@@ -140,7 +147,7 @@ fn unbound_fd(adi: &Adi, b: &mut BadInputs) -> Outcome {
         };
         b.expect(
             || format!("BIND_IOMMUFD with argsz {argsz}"),
-            vfio::ioctl(&f, vfio::VFIO_DEVICE_BIND_IOMMUFD, &mut bind),
+            vfio::ioctl(&f, vfio::VFIO_DEVICE_BIND_IOMMUFD(), &mut bind),
             EINVAL,
         )?;
     }
@@ -151,10 +158,10 @@ fn unbound_fd(adi: &Adi, b: &mut BadInputs) -> Outcome {
 /// take an argsz-prefixed structure.
 fn ioctl_argsz(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     for (cmd, name, minsz, index_at) in [
-        (GET_INFO, "GET_INFO", 16u32, None),
-        (GET_REGION_INFO, "GET_REGION_INFO", 32, Some(8usize)),
-        (GET_IRQ_INFO, "GET_IRQ_INFO", 16, Some(8)),
-        (SET_IRQS, "SET_IRQS", 20, Some(8)),
+        (GET_INFO(), "GET_INFO", 16u32, None),
+        (GET_REGION_INFO(), "GET_REGION_INFO", 32, Some(8usize)),
+        (GET_IRQ_INFO(), "GET_IRQ_INFO", 16, Some(8)),
+        (SET_IRQS(), "SET_IRQS", 20, Some(8)),
     ] {
         for argsz in [0u32, 1, minsz / 2, minsz - 1] {
             let mut buf = words(&[argsz], 4096);
@@ -182,7 +189,7 @@ fn ioctl_argsz(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     buf[16..].fill(0xa5);
     b.expect_ok(
         || "GET_INFO with argsz 4096".into(),
-        adv::ioctl_buf(&dev.device, GET_INFO, &mut buf),
+        adv::ioctl_buf(&dev.device, GET_INFO(), &mut buf),
     )?;
     if u32_at(&buf, 8) != 9 || u32_at(&buf, 12) != 5 {
         return Err(format!(
@@ -197,7 +204,7 @@ fn ioctl_argsz(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     let mut buf = words(&[4096, 0, 7], 4096);
     b.expect_ok(
         || "GET_REGION_INFO with argsz 4096".into(),
-        adv::ioctl_buf(&dev.device, GET_REGION_INFO, &mut buf),
+        adv::ioctl_buf(&dev.device, GET_REGION_INFO(), &mut buf),
     )?;
     let size = u64::from(u32_at(&buf, 16)) | u64::from(u32_at(&buf, 20)) << 32;
     if size != CFG_SIZE {
@@ -206,7 +213,7 @@ fn ioctl_argsz(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     let mut buf = words(&[4096, 0, dma::MSIX_INDEX], 4096);
     b.expect_ok(
         || "GET_IRQ_INFO with argsz 4096".into(),
-        adv::ioctl_buf(&dev.device, GET_IRQ_INFO, &mut buf),
+        adv::ioctl_buf(&dev.device, GET_IRQ_INFO(), &mut buf),
     )?;
     if u32_at(&buf, 12) != 2 {
         return Err(format!("MSI-X count {} with argsz 4096", u32_at(&buf, 12)));
@@ -215,7 +222,7 @@ fn ioctl_argsz(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     for arg in [0 as libc::c_ulong, 1, libc::c_ulong::MAX] {
         b.expect_ok(
             || format!("RESET with argument {arg:#x}"),
-            vfio::ioctl_val(&dev.device, RESET, arg),
+            vfio::ioctl_val(&dev.device, RESET(), arg),
         )?;
     }
     dev.enable()
@@ -227,7 +234,7 @@ fn ioctl_indexes(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
         let mut buf = words(&[32, 0, index], 64);
         b.expect(
             || format!("GET_REGION_INFO index {index:#x}"),
-            adv::ioctl_buf(&dev.device, GET_REGION_INFO, &mut buf),
+            adv::ioctl_buf(&dev.device, GET_REGION_INFO(), &mut buf),
             EINVAL,
         )?;
     }
@@ -235,7 +242,7 @@ fn ioctl_indexes(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
         let mut buf = words(&[16, 0, index], 64);
         b.expect(
             || format!("GET_IRQ_INFO index {index:#x}"),
-            adv::ioctl_buf(&dev.device, GET_IRQ_INFO, &mut buf),
+            adv::ioctl_buf(&dev.device, GET_IRQ_INFO(), &mut buf),
             EINVAL,
         )?;
     }
@@ -356,7 +363,7 @@ fn set_irqs(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
         (devnull.as_raw_fd(), EINVAL, "/dev/null"),
         (pipe[0], EINVAL, "a pipe"),
         (d.as_raw_fd(), EINVAL, "the device fd itself"),
-        (dev.iommufd.as_raw_fd(), EINVAL, "the iommufd"),
+        (dev.iommufd().as_raw_fd(), EINVAL, "the iommufd"),
     ] {
         b.expect(
             || format!("SET_IRQS eventfd {what}"),
@@ -393,23 +400,32 @@ fn set_irqs(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     Ok(())
 }
 
+ioctl_io_nr!(IOMMUFD_IO, IOMMUFD_TYPE as u32, nr, nr);
+// GET_INFO's number with direction and size bits: `_IOW` of 4 bytes and
+// `_IOWR` of 16.
+ioctl_iow_nr!(GET_INFO_IOW, VFIO_TYPE as u32, VFIO_BASE + 7, u32);
+ioctl_iowr_nr!(GET_INFO_IOWR, VFIO_TYPE as u32, VFIO_BASE + 7, [u32; 4]);
+// GET_INFO's number in another driver's ioctl type.
+ioctl_io_nr!(X_107, u32::from(b'X'), VFIO_BASE + 7);
+
 /// Ioctl numbers the device does not answer: ENOTTY; and a closed fd.
 fn unknown_ioctls(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     // VFIO numbers the device fd does not implement (the core handles
     // FEATURE, BIND, ATTACH and DETACH; the driver 107..=111).
-    let mut cmds: Vec<libc::c_ulong> = (100..=106)
-        .chain(112..=116)
-        .chain(121..=140)
-        .map(vfio::io)
+    let mut cmds: Vec<libc::c_ulong> = (0..=6)
+        .chain(12..=16)
+        .chain(21..=40)
+        .map(vfio::vfio_io)
         .collect();
-    cmds.extend((0x80..=0x90).map(vfio::io)); // iommufd numbers
+    // iommufd numbers.
+    cmds.extend((0..=16).map(|n| IOMMUFD_IO(IOMMUFD_CMD_BASE + n)));
     cmds.extend([
         0,
-        0x5401,      // TCGETS
-        0x4004_3b6b, // GET_INFO number with _IOR size bits
-        0xc010_3b6b, // ... with _IOWR
+        libc::TCGETS,
+        GET_INFO_IOW(),
+        GET_INFO_IOWR(),
         u32::MAX as libc::c_ulong,
-        (b'X' as libc::c_ulong) << 8 | 107,
+        X_107(),
     ]);
     for cmd in cmds {
         let mut buf = words(&[64], 256);
@@ -427,7 +443,7 @@ fn unknown_ioctls(dev: &CdevDevice, b: &mut BadInputs) -> Outcome {
     let mut buf = words(&[16], 64);
     // SAFETY: the fd is closed; the kernel fails before touching `buf`.
     let r = unsafe {
-        let rc = libc::ioctl(fd, GET_INFO, buf.as_mut_ptr());
+        let rc = libc::ioctl(fd, GET_INFO(), buf.as_mut_ptr());
         if rc < 0 {
             Err(io::Error::last_os_error())
         } else {

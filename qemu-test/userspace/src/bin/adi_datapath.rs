@@ -12,8 +12,12 @@
 
 use std::time::Duration;
 
+use vdcm_selftests::abi;
+use vdcm_selftests::desc::Completion;
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Queue;
 use vdcm_selftests::dma::Tenant;
@@ -23,6 +27,7 @@ use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::ensure;
 use vdcm_selftests::tap::Outcome;
 use vdcm_selftests::tap::Reporter;
+use vdcm_selftests::vfio;
 use vdcm_selftests::vfio::CdevDevice;
 
 const PF: &str = "vdcm_sim0";
@@ -60,7 +65,7 @@ impl Setup {
 
     /// Runs `descs` (one completion record each, slot i) and waits for
     /// them all.
-    fn run(&self, q: &mut Queue<'_>, descs: &[Desc]) -> Result<Vec<dma::Completion>, String> {
+    fn run(&self, q: &mut Queue<'_>, descs: &[Descriptor]) -> Result<Vec<Completion>, String> {
         for (i, d) in descs.iter().enumerate() {
             self.mem.write(COMPL + i * 32, &[0u8; 32]);
             let mut d = *d;
@@ -107,16 +112,15 @@ fn memmove_with_interrupt() -> Outcome {
     let traps_before = s.stat("traps_bar0")? + s.stat("traps_config")? + s.stat("traps_bar2")?;
     let c = s.run(
         &mut q,
-        &[Desc {
-            opcode: dma::OP_MEMMOVE,
-            flags: dma::FLAG_INTERRUPT,
-            size: data.len() as u32,
-            src: IOVA + SRC as u64,
-            dst: IOVA + DST as u64,
-            ..Default::default()
-        }],
+        &[Descriptor::new(
+            Opcode::MemMove,
+            data.len() as u32,
+            IOVA + SRC as u64,
+            IOVA + DST as u64,
+        )
+        .with_interrupt()],
     )?;
-    ensure(c[0].status == dma::ST_SUCCESS && c[0].done == 8192, || {
+    ensure(c[0].status == Status::Success && c[0].done == 8192, || {
         format!("completion {:?}", c[0])
     })?;
     ensure(s.mem.bytes(DST, data.len()) == data, || {
@@ -156,41 +160,14 @@ fn fill_compare_crc() -> Outcome {
     let c = s.run(
         &mut q,
         &[
-            Desc {
-                opcode: dma::OP_COMPARE,
-                size: 4000,
-                src,
-                dst,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_CRC32C,
-                size: 4000,
-                src,
-                operand: 0x1234_5678,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_FILL,
-                size: 100,
-                dst: dst + 10,
-                operand: 0x0807_0605_0403_0201,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_COMPARE,
-                size: 4000,
-                src,
-                dst,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_NOP,
-                ..Default::default()
-            },
+            Descriptor::new(Opcode::Compare, 4000, src, dst),
+            Descriptor::new(Opcode::Crc32c, 4000, src, 0).with_operand(0x1234_5678),
+            Descriptor::new(Opcode::Fill, 100, 0, dst + 10).with_operand(0x0807_0605_0403_0201),
+            Descriptor::new(Opcode::Compare, 4000, src, dst),
+            Descriptor::new(Opcode::Nop, 0, 0, 0),
         ],
     )?;
-    ensure(c.iter().all(|c| c.status == dma::ST_SUCCESS), || {
+    ensure(c.iter().all(|c| c.status == Status::Success), || {
         format!(
             "statuses {:?}",
             c.iter().map(|c| c.status).collect::<Vec<_>>()
@@ -199,7 +176,7 @@ fn fill_compare_crc() -> Outcome {
     ensure(c[0].result == 0, || {
         "COMPARE of equal buffers says different".into()
     })?;
-    let want = dma::crc32c(0x1234_5678, &data);
+    let want = crc32c::crc32c_append(0x1234_5678, &data);
     ensure(c[1].result == u64::from(want), || {
         format!("CRC32C {:#x}, want {want:#x}", c[1].result)
     })?;
@@ -223,31 +200,25 @@ fn batch() -> Outcome {
     let data = pattern(11, 1024);
     s.mem.write(SRC, &data);
     for k in 0..4usize {
-        let d = Desc {
-            opcode: dma::OP_MEMMOVE,
-            size: 256,
-            src: IOVA + (SRC + k * 256) as u64,
-            dst: IOVA + (DST + 4096 * k) as u64,
-            completion: IOVA + (COMPL + 0x400 + k * 32) as u64,
-            ..Default::default()
-        };
-        s.mem.write(BATCH + k * 64, &d.encode());
+        let d = Descriptor::new(
+            Opcode::MemMove,
+            256,
+            IOVA + (SRC + k * 256) as u64,
+            IOVA + (DST + 4096 * k) as u64,
+        )
+        .with_completion(IOVA + (COMPL + 0x400 + k * 32) as u64);
+        s.mem.write(BATCH + k * 64, &d.to_bytes());
     }
     let c = s.run(
         &mut q,
-        &[Desc {
-            opcode: dma::OP_BATCH,
-            size: 4,
-            src: IOVA + BATCH as u64,
-            ..Default::default()
-        }],
+        &[Descriptor::new(Opcode::Batch, 4, IOVA + BATCH as u64, 0)],
     )?;
-    ensure(c[0].status == dma::ST_SUCCESS && c[0].done == 4, || {
+    ensure(c[0].status == Status::Success && c[0].done == 4, || {
         format!("batch completion {:?}", c[0])
     })?;
     for k in 0..4usize {
-        let sub = dma::Completion::decode(&s.mem.bytes(COMPL + 0x400 + k * 32, 32));
-        ensure(sub.status == dma::ST_SUCCESS, || {
+        let sub = dma::completion(&s.mem, COMPL + 0x400 + k * 32);
+        ensure(sub.is_some_and(|c| c.status == Status::Success), || {
             format!("batch member {k}: {sub:?}")
         })?;
         ensure(
@@ -267,33 +238,16 @@ fn fault_on_unmapped_iova() -> Outcome {
     let c = s.run(
         &mut q,
         &[
-            Desc {
-                opcode: dma::OP_MEMMOVE,
-                size: 64,
-                src: unmapped,
-                dst: IOVA + DST as u64,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_MEMMOVE,
-                size: 64,
-                src: IOVA + SRC as u64,
-                dst: unmapped,
-                ..Default::default()
-            },
+            Descriptor::new(Opcode::MemMove, 64, unmapped, IOVA + DST as u64),
+            Descriptor::new(Opcode::MemMove, 64, IOVA + SRC as u64, unmapped),
             // Straddles the end of the mapping: must fault, write nothing.
-            Desc {
-                opcode: dma::OP_FILL,
-                size: 8192,
-                dst: IOVA + MEM as u64 - 4096,
-                operand: 0x5555_5555_5555_5555,
-                ..Default::default()
-            },
+            Descriptor::new(Opcode::Fill, 8192, 0, IOVA + MEM as u64 - 4096)
+                .with_operand(0x5555_5555_5555_5555),
         ],
     )?;
     for (i, want_iova) in [(0, unmapped), (1, unmapped)] {
         ensure(
-            c[i].status == dma::ST_PAGE_FAULT && c[i].fault_iova == want_iova,
+            c[i].status == Status::PageFault && c[i].fault_iova == want_iova,
             || {
                 format!(
                     "descriptor {i}: {:?}, want page fault at {want_iova:#x}",
@@ -302,7 +256,7 @@ fn fault_on_unmapped_iova() -> Outcome {
             },
         )?;
     }
-    ensure(c[2].status == dma::ST_PAGE_FAULT, || {
+    ensure(c[2].status == Status::PageFault, || {
         format!("straddling FILL: {:?}", c[2])
     })?;
     ensure(s.mem.bytes(DST, 64) == [0xaa; 64], || {
@@ -324,29 +278,21 @@ fn invalid_descriptors() -> Outcome {
     let c = s.run(
         &mut q,
         &[
-            Desc {
-                opcode: 0x7f,
-                ..Default::default()
+            {
+                let mut d = dma::nop();
+                d.opcode = 0x7f;
+                d
             },
-            Desc {
-                opcode: dma::OP_MEMMOVE,
-                size: 0,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_FILL,
-                size: 1 << 30,
-                dst: IOVA,
-                ..Default::default()
-            },
+            Descriptor::new(Opcode::MemMove, 0, 0, 0),
+            Descriptor::new(Opcode::Fill, 1 << 30, 0, IOVA),
         ],
     )?;
-    let got: Vec<u8> = c.iter().map(|c| c.status).collect();
+    let got: Vec<Status> = c.iter().map(|c| c.status).collect();
     ensure(
         got == [
-            dma::ST_INVALID_OPCODE,
-            dma::ST_INVALID_SIZE,
-            dma::ST_INVALID_SIZE,
+            Status::InvalidOpcode,
+            Status::InvalidSize,
+            Status::InvalidSize,
         ],
         || format!("statuses {got:?}"),
     )?;
@@ -365,30 +311,18 @@ fn unmap_revokes_access() -> Outcome {
     dma::map(&s.dev, &other, other_iova)?;
     let c = s.run(
         &mut q,
-        &[Desc {
-            opcode: dma::OP_FILL,
-            size: 64,
-            dst: other_iova,
-            operand: 0x1111_1111_1111_1111,
-            ..Default::default()
-        }],
+        &[Descriptor::new(Opcode::Fill, 64, 0, other_iova).with_operand(0x1111_1111_1111_1111)],
     )?;
     ensure(
-        c[0].status == dma::ST_SUCCESS && other.bytes(0, 1)[0] == 0x11,
+        c[0].status == Status::Success && other.bytes(0, 1)[0] == 0x11,
         || format!("FILL of the mapped buffer: {:?}", c[0]),
     )?;
     dma::unmap(&s.dev, other_iova, 0x1000)?;
     let c = s.run(
         &mut q,
-        &[Desc {
-            opcode: dma::OP_FILL,
-            size: 64,
-            dst: other_iova,
-            operand: 0x2222_2222_2222_2222,
-            ..Default::default()
-        }],
+        &[Descriptor::new(Opcode::Fill, 64, 0, other_iova).with_operand(0x2222_2222_2222_2222)],
     )?;
-    ensure(c[0].status == dma::ST_PAGE_FAULT, || {
+    ensure(c[0].status == Status::PageFault, || {
         format!("FILL after unmap: {:?}", c[0])
     })?;
     ensure(other.bytes(0, 64).iter().all(|&b| b == 0x11), || {
@@ -407,9 +341,9 @@ fn many_descriptors_no_traps() -> Outcome {
     for _ in 0..rounds {
         // 63 NOPs without records and one with, per round: a full ring.
         for _ in 0..63 {
-            q.push(&Desc::default());
+            q.push(&dma::nop());
         }
-        s.run(&mut q, &[Desc::default()])?;
+        s.run(&mut q, &[dma::nop()])?;
     }
     let after = traps(&s)?;
     let d = s.stat("descriptors")?;
@@ -553,36 +487,22 @@ fn set_irqs_validation() -> Outcome {
 
 fn irq_info() -> Outcome {
     let s = Setup::new()?;
-    let mut info = dma::IrqInfo {
-        argsz: 16,
-        index: dma::MSIX_INDEX,
-        ..Default::default()
-    };
-    vdcm_selftests::vfio::ioctl(&s.dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut info)
-        .map_err(|e| format!("GET_IRQ_INFO: {e}"))?;
+    let info =
+        vfio::irq_info(&s.dev.device, dma::MSIX_INDEX).map_err(|e| format!("GET_IRQ_INFO: {e}"))?;
     // A 1-queue ADI has 2 vectors: completions and errors.
-    ensure(info.count == 2 && info.flags & 1 != 0, || {
-        format!("MSI-X info {info:?}")
-    })?;
+    ensure(
+        info.count == 2 && info.flags & vfio::uapi::VFIO_IRQ_INFO_EVENTFD != 0,
+        || format!("MSI-X info {info:?}"),
+    )?;
     // One error and one request notifier; no INTx, no MSI.
     for (index, want) in [(0u32, 0u32), (1, 0), (3, 1), (4, 1)] {
-        let mut i = dma::IrqInfo {
-            argsz: 16,
-            index,
-            ..Default::default()
-        };
-        vdcm_selftests::vfio::ioctl(&s.dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut i)
+        let i = vfio::irq_info(&s.dev.device, index)
             .map_err(|e| format!("GET_IRQ_INFO({index}): {e}"))?;
         ensure(i.count == want, || {
             format!("IRQ index {index}: {i:?}, want count {want}")
         })?;
     }
-    let mut bad = dma::IrqInfo {
-        argsz: 16,
-        index: 42,
-        ..Default::default()
-    };
-    match vdcm_selftests::vfio::ioctl(&s.dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut bad) {
+    match vfio::irq_info(&s.dev.device, 42) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
         other => Err(format!("GET_IRQ_INFO index 42: {other:?}, want EINVAL")),
     }
@@ -605,9 +525,9 @@ fn close_resets_device() -> Outcome {
         format!("PCI command {cmd:#x} after close and reopen")
     })?;
     dev.enable()?;
-    let status = dev.read_u32(dma::BAR0, dma::QUEUE_BASE + dma::Q_STATUS)?;
-    let ctl = dev.read_u32(dma::BAR0, dma::DEVCTL)?;
-    let ring = dev.read_u64(dma::BAR0, dma::QUEUE_BASE + dma::Q_RING_BASE)?;
+    let status = dev.read_u32(dma::BAR0, abi::queue(0) + abi::Q_STATUS)?;
+    let ctl = dev.read_u32(dma::BAR0, abi::DEVCTL)?;
+    let ring = dev.read_u64(dma::BAR0, abi::queue(0) + abi::Q_RING_BASE)?;
     ensure(status == 0 && ctl == 0 && ring == 0, || {
         format!("after close and reopen: queue STATUS {status:#x}, DEVCTL {ctl:#x}, RING_BASE {ring:#x}")
     })?;
@@ -617,18 +537,15 @@ fn close_resets_device() -> Outcome {
     dma::map(&dev, &mem, IOVA)?;
     let mut q = Queue::start(&dev, &mem, IOVA, 0, RING, 64, 0)?;
     mem.write(COMPL, &[0u8; 32]);
-    q.push(&Desc {
-        completion: IOVA + COMPL as u64,
-        ..Default::default()
-    });
+    q.push(&Descriptor::new(Opcode::Nop, 0, 0, 0).with_completion(IOVA + COMPL as u64));
     q.ring();
     let c = dma::wait_completion(&mem, COMPL, TIMEOUT).ok_or("no completion after reopen")?;
-    ensure(c.status == dma::ST_SUCCESS, || {
+    ensure(c.status == Status::Success, || {
         format!("NOP after reopen: {c:?}")
     })
 }
 
-const CFG: u32 = vdcm_selftests::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
+const CFG: u32 = vfio::VFIO_PCI_CONFIG_REGION_INDEX;
 
 /// Finds standard capability `id` by walking the list from 0x34.
 fn find_cap(dev: &CdevDevice, id: u8) -> Result<Option<u64>, String> {
@@ -719,21 +636,17 @@ fn config_space_identity() -> Outcome {
 fn bus_master_gates_dma() -> Outcome {
     let s = Setup::new()?;
     let mut q = s.queue()?;
-    s.run(&mut q, &[Desc::default()])?;
+    s.run(&mut q, &[dma::nop()])?;
     s.mem.write(DST, &[0x5a; 64]);
     s.mem.write(SRC, &[0x11; 64]);
     // Memory space on, bus master off.
-    vdcm_selftests::vfio::set_pci_command(&s.dev.device, 1 << 1)?;
+    vfio::set_pci_command(&s.dev.device, 1 << 1)?;
     let faults = s.stat("faults")?;
     s.mem.write(COMPL, &[0u8; 32]);
-    q.push(&Desc {
-        opcode: dma::OP_MEMMOVE,
-        size: 64,
-        src: IOVA + SRC as u64,
-        dst: IOVA + DST as u64,
-        completion: IOVA + COMPL as u64,
-        ..Default::default()
-    });
+    q.push(
+        &Descriptor::new(Opcode::MemMove, 64, IOVA + SRC as u64, IOVA + DST as u64)
+            .with_completion(IOVA + COMPL as u64),
+    );
     q.ring();
     std::thread::sleep(Duration::from_millis(300));
     ensure(s.mem.bytes(COMPL, 1)[0] == 0, || {
@@ -771,7 +684,7 @@ fn flr_resets_function() -> Outcome {
     let status = q.status()?;
     let ring = s
         .dev
-        .read_u64(dma::BAR0, dma::QUEUE_BASE + dma::Q_RING_BASE)?;
+        .read_u64(dma::BAR0, abi::queue(0) + abi::Q_RING_BASE)?;
     ensure(status == 0 && ring == 0, || {
         format!("after FLR: queue STATUS {status:#x}, RING_BASE {ring:#x}")
     })?;
@@ -780,40 +693,53 @@ fn flr_resets_function() -> Outcome {
 }
 
 fn bar2_sparse_mmap_cap() -> Outcome {
+    use vfio::uapi::vfio_region_info_cap_sparse_mmap as SparseMmap;
+    use vfio::uapi::vfio_region_sparse_mmap_area as Area;
     let s = Setup::new()?;
-    // GET_REGION_INFO with room for the capability chain.
-    let mut buf = [0u64; 16];
-    let argsz = std::mem::size_of_val(&buf) as u32;
-    buf[0] = u64::from(argsz); // argsz, flags 0
-    buf[1] = u64::from(dma::BAR2); // index, cap_offset
-                                   // SAFETY: `buf` is 128 bytes, the argsz we announce.
-    let r = unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&s.dev.device),
-            vdcm_selftests::vfio::VFIO_DEVICE_GET_REGION_INFO,
-            buf.as_mut_ptr(),
-        )
-    };
-    ensure(r == 0, || {
-        format!("GET_REGION_INFO(BAR2): {}", std::io::Error::last_os_error())
+    // GET_REGION_INFO with room for the capability chain, asked raw: the
+    // test checks the header's version, which `vfio-ioctls` drops.
+    let (info, reply) = vfio::region_info_caps(&s.dev.device, dma::BAR2)?;
+    let want = vfio::uapi::VFIO_REGION_INFO_FLAG_MMAP | vfio::uapi::VFIO_REGION_INFO_FLAG_CAPS;
+    ensure(info.flags & want == want, || {
+        format!("BAR2 flags {:#x}: want MMAP and CAPS", info.flags)
     })?;
-    let bytes: Vec<u8> = buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
-    let u32_at = |o: usize| u32::from_ne_bytes(bytes[o..o + 4].try_into().unwrap_or([0; 4]));
-    let u64_at = |o: usize| u64::from_ne_bytes(bytes[o..o + 8].try_into().unwrap_or([0; 8]));
-    let (flags, cap) = (u32_at(4), u32_at(12) as usize);
-    ensure(flags & (1 << 3) != 0 && flags & (1 << 2) != 0, || {
-        format!("BAR2 flags {flags:#x}: want MMAP and CAPS")
-    })?;
-    ensure((32..bytes.len() - 32).contains(&cap), || {
+    let cap = info.cap_offset as usize;
+    let room = reply.len() * 8 - std::mem::size_of::<SparseMmap>() - std::mem::size_of::<Area>();
+    ensure((std::mem::size_of_val(&info)..=room).contains(&cap), || {
         format!("cap_offset {cap}")
     })?;
-    let (id, version, areas) = (u32_at(cap) & 0xffff, u32_at(cap) >> 16, u32_at(cap + 8));
-    ensure(id == 1 && version == 1 && areas == 1, || {
-        format!("capability id {id} version {version} areas {areas}")
+    let hdr: vfio::uapi::vfio_info_cap_header =
+        vfio::region_cap(&reply, cap).ok_or("capability header out of the reply")?;
+    let areas: u32 = vfio::region_cap(&reply, cap + std::mem::offset_of!(SparseMmap, nr_areas))
+        .ok_or("nr_areas out of the reply")?;
+    ensure(
+        u32::from(hdr.id) == vfio::uapi::VFIO_REGION_INFO_CAP_SPARSE_MMAP
+            && hdr.version == 1
+            && areas == 1,
+        || {
+            format!(
+                "capability id {} version {} areas {areas}",
+                hdr.id, hdr.version
+            )
+        },
+    )?;
+    let area: Area = vfio::region_cap(&reply, cap + std::mem::size_of::<SparseMmap>())
+        .ok_or("sparse area out of the reply")?;
+    ensure(area.offset == 0 && area.size == 4096, || {
+        format!("sparse area [{:#x}, +{:#x})", area.offset, area.size)
     })?;
-    let (off, size) = (u64_at(cap + 16), u64_at(cap + 24));
-    ensure(off == 0 && size == 4096, || {
-        format!("sparse area [{off:#x}, +{size:#x})")
+    // And what `vfio-ioctls` made of it at open.
+    let caps = s.dev.vfio.get_region_caps(dma::BAR2);
+    let sparse: Vec<(u64, u64)> = caps
+        .iter()
+        .filter_map(|c| match c {
+            vfio::VfioRegionInfoCap::SparseMmap(m) => Some(m),
+            _ => None,
+        })
+        .flat_map(|m| m.areas.iter().map(|a| (a.offset, a.size)))
+        .collect();
+    ensure(sparse == [(0, 4096)], || {
+        format!("vfio-ioctls' sparse areas of BAR2 {sparse:x?}")
     })
 }
 
@@ -824,28 +750,28 @@ fn ring_unmap_stops_queue() -> Outcome {
     let ring_iova = 0x8000_0000;
     dma::map(&s.dev, &ring, ring_iova)?;
     s.dev.enable()?;
-    let blk = dma::QUEUE_BASE;
-    s.dev.write_u32(dma::BAR0, dma::DEVCTL, 1)?;
+    let blk = abi::QUEUE_BASE;
+    s.dev.write_u32(dma::BAR0, abi::DEVCTL, 1)?;
     s.dev
-        .write_u64(dma::BAR0, blk + dma::Q_RING_BASE, ring_iova)?;
-    s.dev.write_u32(dma::BAR0, blk + dma::Q_RING_SIZE, 64)?;
-    s.dev.write_u32(dma::BAR0, blk + dma::Q_CONTROL, 1)?;
-    let running = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
+        .write_u64(dma::BAR0, blk + abi::Q_RING_BASE, ring_iova)?;
+    s.dev.write_u32(dma::BAR0, blk + abi::Q_RING_SIZE, 64)?;
+    s.dev.write_u32(dma::BAR0, blk + abi::Q_CONTROL, 1)?;
+    let running = s.dev.read_u32(dma::BAR0, blk + abi::Q_STATUS)?;
     ensure(running == 1, || format!("STATUS {running:#x} after enable"))?;
     let err = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    dma::set_eventfd(&s.dev.device, dma::ERR_INDEX, 0, &err)?;
+    dma::set_eventfd(&s.dev.vfio, dma::ERR_INDEX, 0, &err)?;
     dma::unmap(&s.dev, ring_iova, 0x1000)?;
     ensure(dma::wait_eventfd(&err, TIMEOUT) == 1, || {
         "the error notifier was not signalled for the ring fault".into()
     })?;
-    let status = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
+    let status = s.dev.read_u32(dma::BAR0, blk + abi::Q_STATUS)?;
     // error bit and error code 4 (ring fault).
     ensure(status == 0x402, || {
         format!("STATUS {status:#x} after the ring was unmapped, want 0x402")
     })?;
     // A queue whose ring is not mapped does not start.
-    s.dev.write_u32(dma::BAR0, blk + dma::Q_CONTROL, 1)?;
-    let status = s.dev.read_u32(dma::BAR0, blk + dma::Q_STATUS)?;
+    s.dev.write_u32(dma::BAR0, blk + abi::Q_CONTROL, 1)?;
+    let status = s.dev.read_u32(dma::BAR0, blk + abi::Q_STATUS)?;
     ensure(status == 0x402, || {
         format!("STATUS {status:#x} enabling a queue on an unmapped ring, want 0x402")
     })

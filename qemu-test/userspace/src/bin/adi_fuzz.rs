@@ -23,8 +23,10 @@ use std::time::Instant;
 
 use vdcm_selftests::adv;
 use vdcm_selftests::adv::Rng;
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
@@ -71,7 +73,7 @@ struct Adi {
     vectors: u32,
     mem: DmaMem,
     extra: DmaMem,
-    efds: Vec<File>,
+    efds: Vec<dma::EventFd>,
     /// Fields drop in order: the doorbells before the device.
     bar2: Option<adv::RawMap>,
     dev: Option<CdevDevice>,
@@ -111,7 +113,7 @@ impl Adi {
         let dev = CdevDevice::open(self.mdev.cdev()?)?;
         dma::map(&dev, &self.mem, IOVA)?;
         for (v, efd) in self.efds.iter().enumerate() {
-            dma::set_vector_eventfd(&dev.device, v as u32, efd)?;
+            dma::set_vector_eventfd(&dev.vfio, v as u32, efd)?;
         }
         dev.enable()?;
         self.exp_cap = adv::find_cap(&dev.device, CFG, 0x10)?.ok_or("no PCIe capability")?;
@@ -154,7 +156,7 @@ fn rand_iova(r: &mut Rng) -> u64 {
     }
 }
 
-fn rand_desc(r: &mut Rng) -> Desc {
+fn rand_desc(r: &mut Rng) -> Descriptor {
     let opcode = if r.one_in(8) {
         r.next_u64() as u8
     } else {
@@ -172,15 +174,16 @@ fn rand_desc(r: &mut Rng) -> Desc {
         1 => rand_iova(r),
         _ => IOVA + COMPL + 32 * r.below(64),
     };
-    Desc {
-        opcode,
-        flags: r.below(4) as u8,
-        size,
-        src: rand_iova(r),
-        dst: rand_iova(r),
-        completion,
-        operand: r.next_u64(),
-    }
+    // Drawn in the order the fields are laid out, so a seed replays.
+    let flags = r.below(4) as u8;
+    let (src, dst) = (rand_iova(r), rand_iova(r));
+    let mut d = Descriptor::new(Opcode::Nop, size, src, dst)
+        .with_completion(completion)
+        .with_operand(r.next_u64());
+    // Any byte, reserved flag bits too: the engine must refuse them.
+    d.opcode = opcode;
+    d.flags = flags;
+    d
 }
 
 /// One random operation on `a`; returns its kind.
@@ -307,7 +310,7 @@ fn op(r: &mut Rng, a: &mut Adi) -> usize {
                 let d = rand_desc(r);
                 let slot = a.tails[q as usize] % 64;
                 a.mem
-                    .write((0x1000 * q) as usize + slot as usize * 64, &d.encode());
+                    .write((0x1000 * q) as usize + slot as usize * 64, &d.to_bytes());
                 a.tails[q as usize] = a.tails[q as usize].wrapping_add(1);
             }
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
@@ -341,7 +344,7 @@ fn op(r: &mut Rng, a: &mut Adi) -> usize {
             8
         }
         900..930 => {
-            let _ = vfio::ioctl_val(a.fd(), vfio::VFIO_DEVICE_RESET, 0);
+            let _ = vfio::ioctl_val(a.fd(), vfio::VFIO_DEVICE_RESET(), 0);
             if !r.one_in(10) {
                 let _ = vfio::set_pci_command(a.fd(), vfio::PCI_COMMAND_MEMORY_MASTER);
             }
@@ -385,11 +388,11 @@ fn fuzz_ioctl(r: &mut Rng, a: &Adi) {
     r.fill(&mut buf);
     let which = r.below(6);
     let cmd = match which {
-        0 => vfio::VFIO_DEVICE_GET_INFO,
-        1 => vfio::VFIO_DEVICE_GET_REGION_INFO,
-        2 => dma::VFIO_DEVICE_GET_IRQ_INFO,
-        3 | 4 => dma::VFIO_DEVICE_SET_IRQS,
-        _ => vfio::io(100 + r.pick(&[0u32, 1, 5, 12, 13, 14, 15, 16, 21, 30])),
+        0 => vfio::VFIO_DEVICE_GET_INFO(),
+        1 => vfio::VFIO_DEVICE_GET_REGION_INFO(),
+        2 => vfio::VFIO_DEVICE_GET_IRQ_INFO(),
+        3 | 4 => vfio::VFIO_DEVICE_SET_IRQS(),
+        _ => vfio::vfio_io(r.pick(&[0u32, 1, 5, 12, 13, 14, 15, 16, 21, 30])),
     };
     // argsz within the buffer, mostly plausible.
     let argsz = match r.below(4) {
@@ -442,14 +445,11 @@ fn still_works(a: &mut Adi) -> Outcome {
     a.bar2 = None;
     let mut q = dma::Queue::start(dev, &a.mem, IOVA, 0, 0, 64, 0)?;
     a.mem.write(COMPL as usize, &[0u8; 32]);
-    q.push(&Desc {
-        completion: IOVA + COMPL,
-        ..Default::default()
-    });
+    q.push(&Descriptor::new(Opcode::Nop, 0, 0, 0).with_completion(IOVA + COMPL));
     q.ring();
     let c = dma::wait_completion(&a.mem, COMPL as usize, Duration::from_secs(10))
         .ok_or_else(|| format!("NOP did not complete; STATUS {:?}", q.status()))?;
-    ensure(c.status == dma::ST_SUCCESS, || format!("NOP: {c:?}"))
+    ensure(c.status == Status::Success, || format!("NOP: {c:?}"))
 }
 
 fn arg(name: &str) -> Option<u64> {

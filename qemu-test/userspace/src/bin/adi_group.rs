@@ -7,15 +7,17 @@
 //!
 //! Expects vdcm.ko and vdcm_sim.ko loaded with the defaults.
 
-use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
+use vdcm_selftests::abi;
 use vdcm_selftests::adv;
+use vdcm_selftests::desc::Completion;
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
-use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::mdev::Removed;
 use vdcm_selftests::sysfs;
@@ -35,30 +37,6 @@ const DST: u64 = 0x20000;
 /// The part of the memory the test unmaps from the container.
 const UNMAPPED: u64 = 0x30000;
 const TIMEOUT: Duration = Duration::from_secs(5);
-const VFIO_IOMMU_MAP_DMA: libc::c_ulong = vfio::io(100 + 13);
-const VFIO_IOMMU_UNMAP_DMA: libc::c_ulong = vfio::io(100 + 14);
-
-/// `struct vfio_iommu_type1_dma_map`.
-#[repr(C)]
-#[derive(Default)]
-struct DmaMap {
-    argsz: u32,
-    flags: u32,
-    vaddr: u64,
-    iova: u64,
-    size: u64,
-}
-
-/// `struct vfio_iommu_type1_dma_unmap` (without the bitmap).
-#[repr(C)]
-#[derive(Default)]
-struct DmaUnmap {
-    argsz: u32,
-    flags: u32,
-    iova: u64,
-    size: u64,
-}
-
 /// An ADI opened through its group, its memory mapped in the container,
 /// vector 0 wired to an eventfd. Fields drop in order: the device before
 /// the ADI is removed.
@@ -66,19 +44,10 @@ struct Setup {
     bar2: adv::RawMap,
     dev: GroupDevice,
     mem: DmaMem,
-    efd: File,
+    efd: dma::EventFd,
     bar0: u64,
     cfg: u64,
     mdev: Removed,
-}
-
-fn group_of(m: &Mdev) -> Result<u32, String> {
-    let link = std::fs::read_link(m.dir().join("iommu_group"))
-        .map_err(|e| format!("iommu_group link: {e}"))?;
-    link.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok())
-        .ok_or(format!("iommu_group link {link:?}"))
 }
 
 impl Setup {
@@ -87,26 +56,38 @@ impl Setup {
             .create()?
             .map_err(|e| format!("create: {e}"))?;
         let r = (|| {
-            let dev = GroupDevice::open(group_of(&mdev)?, &mdev.uuid())?;
+            let dev = GroupDevice::open(mdev.dir())?;
             let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
             // Two mappings: type1 unmaps whole mappings only, and the
             // test unmaps the second.
             for (off, len) in [(0, UNMAPPED), (UNMAPPED, MEM as u64 - UNMAPPED)] {
-                let mut map = DmaMap {
-                    argsz: std::mem::size_of::<DmaMap>() as u32,
-                    flags: 1 | 2, // READ | WRITE
-                    vaddr: mem.addr() + off,
-                    iova: IOVA + off,
-                    size: len,
-                };
-                vfio::ioctl(&dev.container, VFIO_IOMMU_MAP_DMA, &mut map)
-                    .map_err(|e| format!("VFIO_IOMMU_MAP_DMA({:#x}): {e}", IOVA + off))?;
+                // SAFETY: `mem` is a `DmaMem`: only volatile accesses, no
+                // Rust reference to its bytes, as `vfio_dma_map` requires.
+                unsafe {
+                    dev.container.vfio_dma_map(
+                        IOVA + off,
+                        len as usize,
+                        mem.as_ptr().add(off as usize),
+                    )
+                }
+                .map_err(|e| {
+                    format!(
+                        "VFIO_IOMMU_MAP_DMA({:#x}): {}",
+                        IOVA + off,
+                        vfio::error_chain(&e)
+                    )
+                })?;
             }
             let efd = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-            dma::set_vector_eventfd(&dev.device, 0, &efd)?;
-            let (bar0, _) = adv::region_offset_size(&dev.device, 0)?;
-            let (cfg, _) = adv::region_offset_size(&dev.device, 7)?;
-            let (bar2, size) = adv::region_offset_size(&dev.device, 2)?;
+            dma::set_vector_eventfd(&dev.vfio, 0, &efd)?;
+            let bar0 = dev.vfio.get_region_offset(dma::BAR0);
+            let cfg = dev
+                .vfio
+                .get_region_offset(vfio::VFIO_PCI_CONFIG_REGION_INDEX);
+            let (bar2, size) = (
+                dev.vfio.get_region_offset(dma::BAR2),
+                dev.vfio.get_region_size(dma::BAR2),
+            );
             ensure(size == 4096, || format!("BAR2 size {size}"))?;
             let bar2 = adv::mmap_raw(
                 &dev.device,
@@ -176,12 +157,12 @@ impl Setup {
     /// Enables the device and queue 0 with a 64-entry ring at `RING`.
     fn start_queue(&self) -> Result<(), String> {
         vfio::set_pci_command(&self.dev.device, vfio::PCI_COMMAND_MEMORY_MASTER)?;
-        self.w32(dma::DEVCTL, 1)?;
-        self.w64(dma::QUEUE_BASE + dma::Q_RING_BASE, IOVA + RING)?;
-        self.w32(dma::QUEUE_BASE + dma::Q_RING_SIZE, 64)?;
-        self.w32(dma::QUEUE_BASE + dma::Q_CONTROL, 1)?;
+        self.w32(abi::DEVCTL, 1)?;
+        self.w64(abi::queue(0) + abi::Q_RING_BASE, IOVA + RING)?;
+        self.w32(abi::queue(0) + abi::Q_RING_SIZE, 64)?;
+        self.w32(abi::queue(0) + abi::Q_CONTROL, 1)?;
         let st = self
-            .r32(dma::QUEUE_BASE + dma::Q_STATUS)
+            .r32(abi::queue(0) + abi::Q_STATUS)
             .map_err(|e| format!("STATUS: {e}"))?;
         ensure(st & 1 == 1, || {
             format!("queue did not start: STATUS {st:#x}")
@@ -189,20 +170,17 @@ impl Setup {
     }
 
     /// Posts `d` in ring slot `tail` with a completion record, rings, waits.
-    fn run(&self, tail: u32, d: Desc) -> Result<dma::Completion, String> {
+    fn run(&self, tail: u32, d: Descriptor) -> Result<Completion, String> {
         self.mem.write(COMPL as usize, &[0u8; 32]);
-        let d = Desc {
-            completion: IOVA + COMPL,
-            ..d
-        };
+        let d = d.with_completion(IOVA + COMPL);
         self.mem
-            .write((RING as usize) + 64 * (tail as usize % 64), &d.encode());
+            .write((RING as usize) + 64 * (tail as usize % 64), &d.to_bytes());
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         self.bar2.store_u32(0, tail + 1);
         dma::wait_completion(&self.mem, COMPL as usize, TIMEOUT).ok_or_else(|| {
             format!(
                 "descriptor {d:?} did not complete; STATUS {:?}",
-                self.r32(dma::QUEUE_BASE + dma::Q_STATUS)
+                self.r32(abi::queue(0) + abi::Q_STATUS)
             )
         })
     }
@@ -219,16 +197,10 @@ fn memmove_irq() -> Outcome {
     s.mem.write(SRC as usize, &data);
     let c = s.run(
         0,
-        Desc {
-            opcode: dma::OP_MEMMOVE,
-            flags: dma::FLAG_INTERRUPT,
-            size: data.len() as u32,
-            src: IOVA + SRC,
-            dst: IOVA + DST,
-            ..Default::default()
-        },
+        Descriptor::new(Opcode::MemMove, data.len() as u32, IOVA + SRC, IOVA + DST)
+            .with_interrupt(),
     )?;
-    ensure(c.status == dma::ST_SUCCESS && c.done == 8192, || {
+    ensure(c.status == Status::Success && c.done == 8192, || {
         format!("completion {c:?}")
     })?;
     ensure(s.mem.bytes(DST as usize, data.len()) == data, || {
@@ -238,26 +210,16 @@ fn memmove_irq() -> Outcome {
         "no completion interrupt on the eventfd".into()
     })?;
     // The container's unmap revokes the engine's access.
-    let mut unmap = DmaUnmap {
-        argsz: std::mem::size_of::<DmaUnmap>() as u32,
-        iova: IOVA + UNMAPPED,
-        size: MEM as u64 - UNMAPPED,
-        ..Default::default()
-    };
-    vfio::ioctl(&s.dev.container, VFIO_IOMMU_UNMAP_DMA, &mut unmap)
-        .map_err(|e| format!("VFIO_IOMMU_UNMAP_DMA: {e}"))?;
+    s.dev
+        .container
+        .vfio_dma_unmap(IOVA + UNMAPPED, MEM - UNMAPPED as usize)
+        .map_err(|e| format!("VFIO_IOMMU_UNMAP_DMA: {}", vfio::error_chain(&e)))?;
     let c = s.run(
         1,
-        Desc {
-            opcode: dma::OP_FILL,
-            size: 64,
-            dst: IOVA + UNMAPPED,
-            operand: 0x4242_4242_4242_4242,
-            ..Default::default()
-        },
+        Descriptor::new(Opcode::Fill, 64, 0, IOVA + UNMAPPED).with_operand(0x4242_4242_4242_4242),
     )?;
     ensure(
-        c.status == dma::ST_PAGE_FAULT && c.fault_iova == IOVA + UNMAPPED,
+        c.status == Status::PageFault && c.fault_iova == IOVA + UNMAPPED,
         || format!("FILL of an unmapped IOVA: {c:?}"),
     )?;
     ensure(s.mem.bytes(UNMAPPED as usize, 64) == [0u8; 64], || {
@@ -272,22 +234,22 @@ fn memmove_irq() -> Outcome {
 fn reset() -> Outcome {
     let s = Setup::new()?;
     s.start_queue()?;
-    let c = s.run(0, Desc::default())?;
-    ensure(c.status == dma::ST_SUCCESS, || format!("NOP: {c:?}"))?;
+    let c = s.run(0, dma::nop())?;
+    ensure(c.status == Status::Success, || format!("NOP: {c:?}"))?;
     let resets = s.stat("resets")?;
-    vfio::ioctl_val(&s.dev.device, vfio::VFIO_DEVICE_RESET, 0)
+    vfio::ioctl_val(&s.dev.device, vfio::VFIO_DEVICE_RESET(), 0)
         .map_err(|e| format!("VFIO_DEVICE_RESET: {e}"))?;
     let cmd = s.command()?;
     ensure(cmd == 0, || format!("command {cmd:#x} after reset"))?;
-    match s.r32(dma::DEVCTL) {
+    match s.r32(abi::DEVCTL) {
         Err(e) if e.raw_os_error() == Some(libc::EIO) => {}
         other => return Err(format!("BAR0 read with memory off: {other:?}, want EIO")),
     }
     vfio::set_pci_command(&s.dev.device, vfio::PCI_COMMAND_MEMORY_MASTER)?;
     let got = (
-        s.r32(dma::DEVCTL).map_err(|e| e.to_string())?,
-        s.r64(dma::QUEUE_BASE + dma::Q_RING_BASE)?,
-        s.r32(dma::QUEUE_BASE + dma::Q_STATUS)
+        s.r32(abi::DEVCTL).map_err(|e| e.to_string())?,
+        s.r64(abi::queue(0) + abi::Q_RING_BASE)?,
+        s.r32(abi::queue(0) + abi::Q_STATUS)
             .map_err(|e| e.to_string())?,
     );
     ensure(got == (0, 0, 0), || {
@@ -299,16 +261,10 @@ fn reset() -> Outcome {
     s.start_queue()?;
     let c = s.run(
         0,
-        Desc {
-            opcode: dma::OP_FILL,
-            size: 128,
-            dst: IOVA + DST,
-            operand: 0x0101_0101_0101_0101,
-            ..Default::default()
-        },
+        Descriptor::new(Opcode::Fill, 128, 0, IOVA + DST).with_operand(0x0101_0101_0101_0101),
     )?;
     ensure(
-        c.status == dma::ST_SUCCESS && s.mem.bytes(DST as usize, 128) == [1u8; 128],
+        c.status == Status::Success && s.mem.bytes(DST as usize, 128) == [1u8; 128],
         || format!("FILL after reset: {c:?}"),
     )
 }

@@ -9,6 +9,8 @@
 //! Expects vdcm.ko and vdcm_sim.ko loaded with the defaults (one PF,
 //! `vdcm_sim0`, of 64 queue pairs).
 
+use vdcm_selftests::abi;
+use vdcm_selftests::dma;
 use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::sysfs;
@@ -18,6 +20,11 @@ use vdcm_selftests::tap::Reporter;
 use vdcm_selftests::vfio;
 
 const PF: &str = "vdcm_sim0";
+const BAR0: u32 = dma::BAR0;
+/// Queue 0's register block.
+const Q0: u64 = abi::queue(0);
+/// MSI-X table entry 0 (address low; vector control at +12).
+const MSIX0: u64 = abi::MSIX_TABLE as u64;
 const PF_QPS: u64 = 64;
 
 fn types() -> (MdevType, MdevType) {
@@ -92,7 +99,7 @@ fn bad_requests(mdev: &Mdev) -> Outcome {
         argsz: 8,
         ..Default::default()
     };
-    let e = vfio::ioctl(&dev.device, vfio::VFIO_DEVICE_GET_INFO, &mut info).err();
+    let e = vfio::ioctl(&dev.device, vfio::VFIO_DEVICE_GET_INFO(), &mut info).err();
     ensure(
         e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::EINVAL),
         || format!("GET_INFO with argsz 8: {e:?}, want EINVAL"),
@@ -102,7 +109,7 @@ fn bad_requests(mdev: &Mdev) -> Outcome {
         e.as_deref().is_some_and(|e| e.contains("Invalid argument")),
         || format!("GET_REGION_INFO index 9: {e:?}, want EINVAL"),
     )?;
-    let e = vfio::ioctl(&dev.device, vfio::io(100 + 60), &mut info).err();
+    let e = vfio::ioctl(&dev.device, vfio::vfio_io(60), &mut info).err();
     ensure(
         e.as_ref().and_then(|e| e.raw_os_error()) == Some(libc::ENOTTY),
         || format!("unknown ioctl: {e:?}, want ENOTTY"),
@@ -114,53 +121,57 @@ fn bar0_registers(mdev: &Mdev) -> Outcome {
     let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
     dev.enable()?;
     // DEVCAP: 1 queue pair, 2 vectors (one per queue plus errors), v1.
-    let cap = dev.read_u64(0, 0x000)?;
+    let cap = dev.read_u64(BAR0, abi::DEVCAP)?;
     ensure(
-        cap & 0xff == 1 && (cap >> 8) & 0x3ff == 2 && cap >> 56 == 1,
+        cap & 0xff == 1 && (cap >> 8) & 0x3ff == 2 && cap >> 56 == u64::from(abi::VERSION),
         || format!("DEVCAP {cap:#x}"),
     )?;
-    dev.write_u64(0, 0x000, 0)?;
-    ensure(dev.read_u64(0, 0x000)? == cap, || {
+    dev.write_u64(BAR0, abi::DEVCAP, 0)?;
+    ensure(dev.read_u64(BAR0, abi::DEVCAP)? == cap, || {
         "DEVCAP changed on write".into()
     })?;
     // Queue 0: ring base (64-byte aligned), size, host-only PASID.
-    dev.write_u64(0, 0x100, 0x1_0000_1234)?;
-    let base = dev.read_u64(0, 0x100)?;
+    dev.write_u64(BAR0, Q0 + abi::Q_RING_BASE, 0x1_0000_1234)?;
+    let base = dev.read_u64(BAR0, Q0 + abi::Q_RING_BASE)?;
     ensure(base == 0x1_0000_1200, || {
         format!("RING_BASE {base:#x}, want 0x100001200")
     })?;
-    dev.write_u32(0, 0x108, 256)?;
-    let pasid = dev.read_u32(0, 0x114)?;
-    dev.write_u32(0, 0x114, 0xdead)?;
-    ensure(dev.read_u32(0, 0x114)? == pasid, || {
+    dev.write_u32(BAR0, Q0 + abi::Q_RING_SIZE, 256)?;
+    let pasid = dev.read_u32(BAR0, Q0 + abi::Q_PASID)?;
+    dev.write_u32(BAR0, Q0 + abi::Q_PASID, 0xdead)?;
+    ensure(dev.read_u32(BAR0, Q0 + abi::Q_PASID)? == pasid, || {
         "guest changed the PASID".into()
     })?;
     // Enabling a queue on a disabled device fails with DeviceDisabled (2).
-    dev.write_u32(0, 0x10c, 1)?;
-    let sts = dev.read_u32(0, 0x110)?;
-    ensure(sts == 2 | (2 << 8), || {
+    dev.write_u32(BAR0, Q0 + abi::Q_CONTROL, abi::CONTROL_ENABLE)?;
+    let sts = dev.read_u32(BAR0, Q0 + abi::Q_STATUS)?;
+    let disabled = u32::from(abi::queue_error::DEVICE_DISABLED) << abi::STATUS_CODE_SHIFT;
+    ensure(sts == abi::STATUS_ERROR | disabled, || {
         format!("STATUS {sts:#x} after enable on a disabled device")
     })?;
-    dev.write_u32(0, 0x110, 2)?;
-    dev.write_u32(0, 0x008, 1)?;
-    ensure(dev.read_u32(0, 0x00c)? & 1 == 1, || {
+    dev.write_u32(BAR0, Q0 + abi::Q_STATUS, abi::STATUS_ERROR)?;
+    dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE)?;
+    ensure(dev.read_u32(BAR0, abi::DEVSTS)? & 1 == 1, || {
         "DEVSTS.enabled not set".into()
     })?;
     // The ring must be mapped in the tenant's address space to start.
     let ring = vdcm_selftests::dma::DmaMem::new(0x8000).map_err(|e| format!("mmap: {e}"))?;
     vdcm_selftests::dma::map(&dev, &ring, 0x1_0000_0000)?;
-    dev.write_u32(0, 0x10c, 1)?;
-    let sts = dev.read_u32(0, 0x110)?;
-    ensure(sts == 1, || {
+    dev.write_u32(BAR0, Q0 + abi::Q_CONTROL, abi::CONTROL_ENABLE)?;
+    let sts = dev.read_u32(BAR0, Q0 + abi::Q_STATUS)?;
+    ensure(sts == abi::STATUS_RUNNING, || {
         format!("STATUS {sts:#x} after enable, want running")
     })?;
     // A device reset clears the guest's registers but not the PASID.
-    dev.write_u32(0, 0x008, 2)?;
-    let (ctl, base) = (dev.read_u32(0, 0x008)?, dev.read_u64(0, 0x100)?);
+    dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_RESET)?;
+    let (ctl, base) = (
+        dev.read_u32(BAR0, abi::DEVCTL)?,
+        dev.read_u64(BAR0, Q0 + abi::Q_RING_BASE)?,
+    );
     ensure(ctl == 0 && base == 0, || {
         format!("after reset DEVCTL {ctl:#x} RING_BASE {base:#x}")
     })?;
-    ensure(dev.read_u32(0, 0x114)? == pasid, || {
+    ensure(dev.read_u32(BAR0, Q0 + abi::Q_PASID)? == pasid, || {
         "reset changed the PASID".into()
     })
 }
@@ -202,16 +213,16 @@ fn bar0_bad_accesses(mdev: &Mdev) -> Outcome {
 fn reset_ioctl(mdev: &Mdev) -> Outcome {
     let dev = vfio::CdevDevice::open(mdev.cdev()?)?;
     dev.enable()?;
-    dev.write_u32(0, 0x008, 1)?;
-    dev.write_u64(0, 0x100, 0x8000)?;
-    dev.write_u32(0, 0x2000, 0xfee0_0000)?;
-    dev.write_u32(0, 0x200c, 0)?;
+    dev.write_u32(BAR0, abi::DEVCTL, 1)?;
+    dev.write_u64(BAR0, Q0 + abi::Q_RING_BASE, 0x8000)?;
+    dev.write_u32(BAR0, MSIX0, 0xfee0_0000)?;
+    dev.write_u32(BAR0, MSIX0 + 12, 0)?;
     dev.reset()?;
     // The reset is function-wide: memory space is disabled again, and BAR0
     // refuses access until it is re-enabled.
     let cmd = dev.read_u32(vfio::VFIO_PCI_CONFIG_REGION_INDEX, 4)? & 0xffff;
     ensure(cmd == 0, || format!("PCI command {cmd:#x} after reset"))?;
-    match dev.read_u32(0, 0x008) {
+    match dev.read_u32(BAR0, abi::DEVCTL) {
         Err(e) if e.contains("Input/output error") => {}
         other => {
             return Err(format!(
@@ -221,11 +232,11 @@ fn reset_ioctl(mdev: &Mdev) -> Outcome {
     }
     dev.enable()?;
     let got = [
-        dev.read_u32(0, 0x008)?,
-        dev.read_u32(0, 0x00c)?,
-        dev.read_u64(0, 0x100)? as u32,
-        dev.read_u32(0, 0x2000)?,
-        dev.read_u32(0, 0x200c)?,
+        dev.read_u32(BAR0, abi::DEVCTL)?,
+        dev.read_u32(BAR0, abi::DEVSTS)?,
+        dev.read_u64(BAR0, Q0 + abi::Q_RING_BASE)? as u32,
+        dev.read_u32(BAR0, MSIX0)?,
+        dev.read_u32(BAR0, MSIX0 + 12)?,
     ];
     ensure(got == [0, 0, 0, 0, 1], || {
         format!("after VFIO_DEVICE_RESET: DEVCTL, DEVSTS, RING_BASE, MSI-X addr, ctrl = {got:?}")
@@ -240,7 +251,7 @@ fn remove_while_open() -> Outcome {
     // The user installs a request eventfd (VFIO_PCI_REQ_IRQ_INDEX): the
     // removal asks through it, as it asks a VMM to unplug the device.
     let req = vdcm_selftests::dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    vdcm_selftests::dma::set_eventfd(&dev.device, vdcm_selftests::dma::REQ_INDEX, 0, &req)?;
+    vdcm_selftests::dma::set_eventfd(&dev.vfio, vdcm_selftests::dma::REQ_INDEX, 0, &req)?;
     let dir = m.dir().to_path_buf();
     let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
     let asked = vdcm_selftests::dma::wait_eventfd(&req, std::time::Duration::from_secs(5));
@@ -326,15 +337,7 @@ fn remove_revokes_uncooperative_user() -> Outcome {
 
 /// The legacy path: container, group, device fd.
 fn group_open(mdev: &Mdev) -> Outcome {
-    let group = std::fs::read_link(mdev.dir().join("iommu_group"))
-        .map_err(|e| format!("iommu_group link: {e}"))?;
-    let group: u32 = group
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.parse().ok())
-        .ok_or(format!("iommu_group link {group:?}"))?;
-    let uuid = mdev.uuid();
-    let dev = vfio::GroupDevice::open(group, &uuid)?;
+    let dev = vfio::GroupDevice::open(mdev.dir())?;
     vfio::set_pci_command(&dev.device, vfio::PCI_COMMAND_MEMORY_MASTER)?;
     let info = dev.info()?;
     ensure(

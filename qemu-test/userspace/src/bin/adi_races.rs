@@ -26,8 +26,10 @@ use std::time::Instant;
 
 use vdcm_selftests::adv;
 use vdcm_selftests::adv::Rng;
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
@@ -165,7 +167,7 @@ fn remove_busy(s: &Shared, seed: u64) {
             let dir = m.dir().to_path_buf();
             let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
             for _ in 0..r.below(32) {
-                q.push(&Desc::default());
+                q.push(&dma::nop());
                 q.ring();
             }
             std::thread::sleep(Duration::from_millis(r.below(200)));
@@ -299,13 +301,11 @@ fn queues(s: &Shared, b: &Busy, seed: u64) {
                 let k = r.below(8) as u32 + 1;
                 for _ in 0..k {
                     let slot = tails[q as usize] % 64;
-                    let d = Desc {
-                        flags: dma::FLAG_INTERRUPT,
-                        completion: IOVA + 0x8000 + 32 * u64::from(slot),
-                        ..Default::default()
-                    };
+                    let d = Descriptor::new(Opcode::Nop, 0, 0, 0)
+                        .with_completion(IOVA + 0x8000 + 32 * u64::from(slot))
+                        .with_interrupt();
                     b.mem
-                        .write(0x1000 * q as usize + 64 * slot as usize, &d.encode());
+                        .write(0x1000 * q as usize + 64 * slot as usize, &d.to_bytes());
                     tails[q as usize] = tails[q as usize].wrapping_add(1);
                 }
                 std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
@@ -325,7 +325,7 @@ fn irqs(s: &Shared, b: &Busy, seed: u64) {
     while s.running() && efds.len() == 5 {
         let v = r.below(5) as u32;
         let res = match r.below(4) {
-            0 => dma::set_vector_eventfd(&b.dev.device, v, &efds[v as usize]),
+            0 => dma::set_vector_eventfd(&b.dev.vfio, v, &efds[v as usize]),
             1 => dma::set_irqs_raw(
                 &b.dev.device,
                 dma::IRQ_SET_EVENTFD_TRIGGER,
@@ -467,14 +467,11 @@ fn main() {
             let mem = DmaMem::new(MEM).map_err(|e| e.to_string())?;
             dma::map(&dev, &mem, IOVA)?;
             let mut q = dma::Queue::start(&dev, &mem, IOVA, 0, 0, 64, 0)?;
-            q.push(&Desc {
-                completion: IOVA + 0x8000,
-                ..Default::default()
-            });
+            q.push(&Descriptor::new(Opcode::Nop, 0, 0, 0).with_completion(IOVA + 0x8000));
             q.ring();
             let c = dma::wait_completion(&mem, 0x8000, Duration::from_secs(10))
                 .ok_or("NOP after the races did not complete")?;
-            ensure(c.status == dma::ST_SUCCESS, || format!("NOP: {c:?}"))
+            ensure(c.status == Status::Success, || format!("NOP: {c:?}"))
         })();
         quiet.remove()?;
         busy_m.remove()?;

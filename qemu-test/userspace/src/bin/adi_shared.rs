@@ -9,8 +9,10 @@
 
 use std::time::Duration;
 
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::Portal;
 use vdcm_selftests::dma::Queue;
 use vdcm_selftests::dma::Tenant;
@@ -42,16 +44,10 @@ fn tenant(ty: &MdevType) -> Result<Tenant, String> {
 
 /// A 256-byte MEMMOVE from `SRC` to `DST` with a completion record and an
 /// interrupt.
-fn memmove() -> Desc {
-    Desc {
-        opcode: dma::OP_MEMMOVE,
-        flags: dma::FLAG_INTERRUPT,
-        size: 256,
-        src: IOVA + SRC as u64,
-        dst: IOVA + DST as u64,
-        completion: IOVA + COMPL as u64,
-        ..Default::default()
-    }
+fn memmove() -> Descriptor {
+    Descriptor::new(Opcode::MemMove, 256, IOVA + SRC as u64, IOVA + DST as u64)
+        .with_completion(IOVA + COMPL as u64)
+        .with_interrupt()
 }
 
 fn shared_type_listed() -> Outcome {
@@ -75,7 +71,7 @@ fn portal_memmove_irq() -> Outcome {
     p.submit(&memmove());
     let c =
         dma::wait_completion(&t.mem, COMPL, TIMEOUT).ok_or("no completion through the portal")?;
-    ensure(c.status == dma::ST_SUCCESS && c.done == 256, || {
+    ensure(c.status == Status::Success && c.done == 256, || {
         format!("completion {c:?}")
     })?;
     ensure(t.mem.bytes(DST, 256) == data, || {
@@ -87,13 +83,10 @@ fn portal_memmove_irq() -> Outcome {
     // 70 more, more than the portal's 63 slots, in groups it can hold.
     for round in 0..10 {
         for _ in 0..7 {
-            p.submit(&Desc::default());
+            p.submit(&dma::nop());
         }
         t.mem.write(COMPL, &[0u8; 32]);
-        p.submit(&Desc {
-            completion: IOVA + COMPL as u64,
-            ..Default::default()
-        });
+        p.submit(&Descriptor::new(Opcode::Nop, 0, 0, 0).with_completion(IOVA + COMPL as u64));
         dma::wait_completion(&t.mem, COMPL, TIMEOUT)
             .ok_or_else(|| format!("round {round}: no completion"))?;
     }
@@ -113,7 +106,7 @@ fn check_pair(a: &Tenant, b: &Tenant, submit: impl Fn(&Tenant) -> Result<(), Str
     for (t, want, name) in [(a, 0xaa, "A"), (b, 0xbb, "B")] {
         let c = dma::wait_completion(&t.mem, COMPL, TIMEOUT)
             .ok_or_else(|| format!("{name}: no completion"))?;
-        ensure(c.status == dma::ST_SUCCESS, || format!("{name}: {c:?}"))?;
+        ensure(c.status == Status::Success, || format!("{name}: {c:?}"))?;
         let got = t.mem.bytes(DST, 256);
         ensure(got.iter().all(|&x| x == want), || {
             format!(
@@ -162,10 +155,7 @@ fn isolation_doorbell_cannot_run_other_adi() -> Outcome {
     // B posts work but does not ring; A rings its own doorbell.
     b.mem.write(SRC, &[0xbb; 256]);
     qb.push(&memmove());
-    qa.push(&Desc {
-        completion: IOVA + COMPL as u64,
-        ..Default::default()
-    });
+    qa.push(&Descriptor::new(Opcode::Nop, 0, 0, 0).with_completion(IOVA + COMPL as u64));
     qa.ring();
     dma::wait_completion(&a.mem, COMPL, TIMEOUT).ok_or("A's own descriptor did not run")?;
     std::thread::sleep(Duration::from_millis(200));
@@ -178,7 +168,7 @@ fn isolation_doorbell_cannot_run_other_adi() -> Outcome {
     // B's own doorbell runs it.
     qb.ring();
     let c = dma::wait_completion(&b.mem, COMPL, TIMEOUT).ok_or("B's descriptor did not run")?;
-    ensure(c.status == dma::ST_SUCCESS, || format!("B: {c:?}"))
+    ensure(c.status == Status::Success, || format!("B: {c:?}"))
 }
 
 fn shared_many_adis() -> Outcome {

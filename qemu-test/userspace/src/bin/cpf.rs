@@ -11,7 +11,6 @@
 //! `vdcm_cpf0`, of 8 ADIs). The type is found by its name, `*-mbox`, not by
 //! the prefix the mdev core puts in front of it.
 
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -164,67 +163,23 @@ fn create_accounting() -> Outcome {
     })
 }
 
-/// `VFIO_DEVICE_GET_REGION_INFO` of `index` with room for its capability
-/// chain; the raw bytes.
-fn region_info_caps(dev: &CdevDevice, index: u32) -> Result<Vec<u8>, String> {
-    let mut buf = [0u64; 32];
-    let argsz = std::mem::size_of_val(&buf) as u32;
-    // Words of `struct vfio_region_info`: argsz and flags, index and
-    // cap_offset.
-    buf[0] = u64::from(argsz);
-    buf[1] = u64::from(index);
-    // SAFETY: `buf` is 256 bytes, the argsz we announce; the kernel writes
-    // at most that much.
-    let r = unsafe {
-        libc::ioctl(
-            dev.device.as_raw_fd(),
-            vfio::VFIO_DEVICE_GET_REGION_INFO,
-            buf.as_mut_ptr(),
-        )
-    };
-    if r < 0 {
-        return Err(format!(
-            "GET_REGION_INFO({index}): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(buf.iter().flat_map(|w| w.to_ne_bytes()).collect())
-}
-
-/// The sparse-mmap areas of region `index`, from its capability chain.
+/// The sparse-mmap areas of region `index`, from the capability chain
+/// `vfio-ioctls` read at open.
 fn sparse_areas(dev: &CdevDevice, index: u32) -> Result<Vec<(u64, u64)>, String> {
-    let b = region_info_caps(dev, index)?;
-    let u32_at = |o: usize| -> Result<u32, String> {
-        b.get(o..o + 4)
-            .and_then(|s| s.try_into().ok())
-            .map(u32::from_ne_bytes)
-            .ok_or(format!("capability chain runs past {o}"))
-    };
-    let u64_at = |o: usize| -> Result<u64, String> {
-        b.get(o..o + 8)
-            .and_then(|s| s.try_into().ok())
-            .map(u64::from_ne_bytes)
-            .ok_or(format!("capability chain runs past {o}"))
-    };
-    let flags = u32_at(4)?;
-    ensure(flags & (1 << 3) != 0, || {
+    let flags = dev.vfio.get_region_flags(index);
+    ensure(flags & vfio::uapi::VFIO_REGION_INFO_FLAG_CAPS != 0, || {
         format!("region {index} flags {flags:#x}: no CAPS")
     })?;
-    let mut at = u32_at(12)? as usize;
-    for _ in 0..8 {
-        if at == 0 {
-            break;
-        }
-        let hdr = u32_at(at)?;
-        if hdr & 0xffff == 1 {
-            let n = u32_at(at + 8)? as usize;
-            return (0..n.min(8))
-                .map(|i| Ok((u64_at(at + 16 + 16 * i)?, u64_at(at + 24 + 16 * i)?)))
-                .collect();
-        }
-        at = u32_at(at + 4)? as usize;
-    }
-    Err(format!("region {index}: no sparse-mmap capability"))
+    dev.vfio
+        .get_region_caps(index)
+        .iter()
+        .find_map(|c| match c {
+            vfio::VfioRegionInfoCap::SparseMmap(m) => {
+                Some(m.areas.iter().map(|a| (a.offset, a.size)).collect())
+            }
+            _ => None,
+        })
+        .ok_or(format!("region {index}: no sparse-mmap capability"))
 }
 
 fn open_iommufd() -> Outcome {
@@ -256,13 +211,10 @@ fn open_iommufd() -> Outcome {
         let r = dev.region(index)?;
         ensure(r.size == 0, || format!("region {index} present: {r:?}"))?;
     }
-    let mut msix = dma::IrqInfo {
-        argsz: 16,
-        index: dma::MSIX_INDEX,
-        ..Default::default()
-    };
-    vfio::ioctl(&dev.device, dma::VFIO_DEVICE_GET_IRQ_INFO, &mut msix)
-        .map_err(|e| format!("GET_IRQ_INFO(MSI-X): {e}"))?;
+    let msix = dev
+        .vfio
+        .get_irq_info(dma::MSIX_INDEX)
+        .ok_or("no MSI-X IRQ info")?;
     ensure(msix.count == 1, || format!("MSI-X {msix:?}: want 1 vector"))?;
     // Config space: the type's identity, and the kinds of its BARs.
     let id = dev.read_u32(CFG, 0)?;
@@ -411,7 +363,7 @@ fn direct_doorbell_zero_traps() -> Outcome {
     ensure(checksums == u64::from(rings), || {
         format!("checksums +{checksums} for {rings} rings")
     })?;
-    let want = dma::crc32c(0, &data);
+    let want = crc32c::crc32c(&data);
     ensure(result == want, || {
         format!("RESULT {result:#010x}, want {want:#010x}")
     })?;
@@ -422,7 +374,7 @@ fn direct_doorbell_zero_traps() -> Outcome {
 }
 
 fn interrupt_eventfd() -> Outcome {
-    let check = dma::crc32c(0, b"123456789");
+    let check = crc32c::crc32c(b"123456789");
     ensure(check == 0xe306_9283, || {
         format!("the test's CRC-32C of \"123456789\" is {check:#x}")
     })?;
@@ -459,7 +411,7 @@ fn interrupt_eventfd() -> Outcome {
             s.dev.read_u32(BAR0, STATUS)?,
             s.dev.read_u32(BAR0, RESULT)?,
         );
-        let want = dma::crc32c(0, &data[off..off + len]);
+        let want = crc32c::crc32c(&data[off..off + len]);
         ensure(count == n as u32 + 1 && status == STATUS_DONE, || {
             format!(
                 "checksum {n}: COUNT {count} STATUS {status:#x}, want {} and done",
@@ -573,7 +525,7 @@ fn reset_clears_state() -> Outcome {
     bell.write_u32(0, 1);
     wait_count(&s.dev, 1)?;
     let result = s.dev.read_u32(BAR0, RESULT)?;
-    let want = dma::crc32c(0, &[0x5a; 256]);
+    let want = crc32c::crc32c(&[0x5a; 256]);
     ensure(result == want, || {
         format!("RESULT after reset {result:#x}, want {want:#x}")
     })
@@ -586,7 +538,7 @@ fn remove_while_open() -> Outcome {
     let m = &guard.0;
     let dev = CdevDevice::open(m.cdev()?)?;
     let req = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    dma::set_eventfd(&dev.device, dma::REQ_INDEX, 0, &req)?;
+    dma::set_eventfd(&dev.vfio, dma::REQ_INDEX, 0, &req)?;
     let dir = m.dir().to_path_buf();
     let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
     let asked = dma::wait_eventfd(&req, TIMEOUT);

@@ -22,8 +22,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 use std::time::Instant;
 
+use vdcm_selftests::abi;
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::Queue;
 use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
@@ -40,7 +43,7 @@ const MTTY_TYPE: &str = "mtty-1";
 /// mtty's BAR0 is a 16550 UART; its scratch register has no side effects.
 const UART_SCR: u64 = 7;
 /// An ADI register with no side effect while the queue is stopped.
-const ADI_REG: u64 = dma::QUEUE_BASE + dma::Q_RING_SIZE;
+const ADI_REG: u64 = abi::queue(0) + abi::Q_RING_SIZE;
 
 /// Layout of the data-path memory (offsets from `IOVA`).
 const IOVA: u64 = 0x10_0000;
@@ -577,7 +580,7 @@ impl Datapath {
             self.mem.read(off, &mut st);
             match st[0] {
                 0 => {}
-                dma::ST_SUCCESS => return Ok(()),
+                s if s == Status::Success as u8 => return Ok(()),
                 s => return Err(format!("completion status {s}")),
             }
             if t.elapsed() > TIMEOUT {
@@ -608,20 +611,15 @@ struct Fast {
 fn fastpath(p: &Params) -> Res<Fast> {
     let s = Datapath::new()?;
     let mut q = Queue::start(&s.dev, &s.mem, IOVA, 0, RING, RING_SIZE, 0)?;
-    let nop = Desc::default();
+    let nop = dma::nop();
     for k in 0..BATCH_NOPS as usize {
-        s.mem.write(BATCH + k * 64, &nop.encode());
+        s.mem.write(BATCH + k * 64, &nop.to_bytes());
     }
-    let batch = Desc {
-        opcode: dma::OP_BATCH,
-        size: BATCH_NOPS,
-        src: IOVA + BATCH as u64,
-        ..Default::default()
-    };
+    let batch = Descriptor::new(Opcode::Batch, BATCH_NOPS, IOVA + BATCH as u64, 0);
     let compl = IOVA + COMPL as u64;
     // One full ring per doorbell: RING_SIZE BATCH descriptors, the last
     // with a completion record.
-    let ring_of = |q: &mut Queue<'_>, d: &Desc, n: u32| -> Res<()> {
+    let ring_of = |q: &mut Queue<'_>, d: &Descriptor, n: u32| -> Res<()> {
         s.mem.write(COMPL, &[0u8; 32]);
         for i in 0..n {
             let mut d = *d;
@@ -645,13 +643,12 @@ fn fastpath(p: &Params) -> Res<Fast> {
     let descs = s.stat("descriptors")? - d0;
     let traps = s.traps()? - t0;
 
-    let mv = Desc {
-        opcode: dma::OP_MEMMOVE,
-        size: MOVE_SIZE,
-        src: IOVA + SRC as u64,
-        dst: IOVA + DST as u64,
-        ..Default::default()
-    };
+    let mv = Descriptor::new(
+        Opcode::MemMove,
+        MOVE_SIZE,
+        IOVA + SRC as u64,
+        IOVA + DST as u64,
+    );
     let b0 = s.stat("bytes")?;
     let start = Instant::now();
     loop {
@@ -667,11 +664,9 @@ fn fastpath(p: &Params) -> Res<Fast> {
     // the interrupt flag at a time. Warm: back to back, the engine polling
     // at its fastest. Cold: after a quiet spell long enough for its
     // backoff to reach the maximum.
-    let irq = Desc {
-        flags: dma::FLAG_INTERRUPT,
-        completion: compl,
-        ..Default::default()
-    };
+    let irq = Descriptor::new(Opcode::Nop, 0, 0, 0)
+        .with_completion(compl)
+        .with_interrupt();
     let one = |q: &mut Queue<'_>| -> Res<f64> {
         dma::wait_eventfd(&s.efd, Duration::ZERO);
         s.mem.write(COMPL, &[0u8; 32]);

@@ -7,8 +7,10 @@
 use std::time::Duration;
 use std::time::Instant;
 
+use vdcm_selftests::desc::Descriptor;
+use vdcm_selftests::desc::Opcode;
+use vdcm_selftests::desc::Status;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::Desc;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Portal;
 use vdcm_selftests::dma::Queue;
@@ -33,37 +35,26 @@ fn say(line: impl std::fmt::Display) {
 /// Posts `ROUNDS` MEMMOVE + CRC32C pairs through `submit` and checks them.
 fn traffic(
     mem: &DmaMem,
-    efd: &std::fs::File,
-    mut submit: impl FnMut(&[Desc]),
+    efd: &dma::EventFd,
+    mut submit: impl FnMut(&[Descriptor]),
 ) -> Result<(u64, Duration), String> {
     let data: Vec<u8> = (0..4096u32).map(|i| (i * 13 + 5) as u8).collect();
     mem.write(SRC, &data);
-    let want = dma::crc32c(0, &data);
+    let want = crc32c::crc32c(&data);
     let start = Instant::now();
     let mut irqs = 0;
     for round in 0..ROUNDS {
         mem.write(COMPL, &[0u8; 64]);
         submit(&[
-            Desc {
-                opcode: dma::OP_MEMMOVE,
-                size: 4096,
-                src: IOVA + SRC as u64,
-                dst: IOVA + DST as u64,
-                completion: IOVA + COMPL as u64,
-                ..Default::default()
-            },
-            Desc {
-                opcode: dma::OP_CRC32C,
-                flags: dma::FLAG_INTERRUPT,
-                size: 4096,
-                src: IOVA + DST as u64,
-                completion: IOVA + COMPL as u64 + 32,
-                ..Default::default()
-            },
+            Descriptor::new(Opcode::MemMove, 4096, IOVA + SRC as u64, IOVA + DST as u64)
+                .with_completion(IOVA + COMPL as u64),
+            Descriptor::new(Opcode::Crc32c, 4096, IOVA + DST as u64, 0)
+                .with_completion(IOVA + COMPL as u64 + 32)
+                .with_interrupt(),
         ]);
         let c = dma::wait_completion(mem, COMPL + 32, TIMEOUT)
             .ok_or_else(|| format!("round {round}: no completion"))?;
-        if c.status != dma::ST_SUCCESS || c.result != u64::from(want) {
+        if c.status != Status::Success || c.result != u64::from(want) {
             return Err(format!(
                 "round {round}: CRC32C completion {c:?}, want {want:#x}"
             ));

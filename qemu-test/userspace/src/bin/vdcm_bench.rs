@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use std::time::Instant;
 
+use serde::Serialize;
+
 use vdcm_selftests::abi;
 use vdcm_selftests::desc::Descriptor;
 use vdcm_selftests::desc::Opcode;
@@ -61,72 +63,67 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 type Res<T> = Result<T, String>;
 
-/// A JSON value, as much of JSON as the report needs.
-enum J {
-    Null,
-    Num(f64),
-    Str(String),
-    Arr(Vec<f64>),
-    Obj(Vec<(String, J)>),
+/// `bench.json`: every key is described in `Documentation/benchmarks.rst`.
+/// A missing measurement is `null`; so is a NaN (serde_json writes
+/// non-finite numbers as null).
+#[derive(Serialize)]
+struct Report {
+    quick: u8,
+    iterations: u64,
+    run_seconds: f64,
+    adi_create_open_us: f64,
+    mtty_create_open_us: f64,
+    vf_create_open_us: Option<f64>,
+    vf_baseline: String,
+    adi_close_remove_us: f64,
+    mtty_close_remove_us: f64,
+    vf_close_remove_us: Option<f64>,
+    max_adis_per_pf: u64,
+    max_adis_limit: String,
+    bytes_per_idle_adi: f64,
+    slab_bytes_per_idle_adi: f64,
+    remove_all_adis_s: f64,
+    create_latency_scaling: Vec<f64>,
+    open_latency_scaling: Vec<f64>,
+    fastpath_traps_per_1m_desc: f64,
+    fastpath_descriptors: u64,
+    fastpath_traps: u64,
+    adi_desc_per_s: f64,
+    adi_bytes_per_s: f64,
+    direct_desc_per_s: Option<f64>,
+    direct_bytes_per_s: Option<f64>,
+    adi_vs_direct_throughput_ratio: Option<f64>,
+    adi_vs_direct_bytes_ratio: Option<f64>,
+    config_read_ns: f64,
+    bar0_read_ns: f64,
+    bar0_write_ns: f64,
+    bar0_rw_ns: f64,
+    mtty_config_read_ns: f64,
+    mtty_region_read_ns: f64,
+    mtty_region_write_ns: f64,
+    mtty_region_rw_ns: f64,
+    vf_config_read_ns: Option<f64>,
+    vf_bar0_read_ns: Option<f64>,
+    reset_us: f64,
+    mtty_reset_us: f64,
+    vf_reset_us: Option<f64>,
+    irq_latency_us: f64,
+    irq_latency_warm_samples_us: Vec<f64>,
+    irq_latency_cold_us: Option<f64>,
+    ratios: Ratios,
 }
 
-impl J {
-    fn opt(v: Option<f64>) -> J {
-        v.map_or(J::Null, J::Num)
-    }
-
-    fn num(v: f64) -> String {
-        if !v.is_finite() {
-            "null".into()
-        } else if v.fract() == 0.0 && v.abs() < 1e15 {
-            format!("{}", v as i64)
-        } else if v.abs() >= 0.1 {
-            format!("{v:.3}")
-        } else {
-            // Small ratios keep their significant digits (JSON allows
-            // exponents).
-            format!("{v:.3e}")
-        }
-    }
-
-    fn write(&self, out: &mut String, indent: usize) {
-        match self {
-            J::Null => out.push_str("null"),
-            J::Num(v) => out.push_str(&J::num(*v)),
-            J::Str(s) => {
-                out.push('"');
-                for c in s.chars() {
-                    match c {
-                        '"' => out.push_str("\\\""),
-                        '\\' => out.push_str("\\\\"),
-                        c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                        c => out.push(c),
-                    }
-                }
-                out.push('"');
-            }
-            J::Arr(a) => {
-                let items: Vec<String> = a.iter().map(|v| J::num(*v)).collect();
-                out.push('[');
-                out.push_str(&items.join(", "));
-                out.push(']');
-            }
-            J::Obj(o) => {
-                out.push_str("{\n");
-                for (i, (k, v)) in o.iter().enumerate() {
-                    out.push_str(&" ".repeat(indent + 2));
-                    out.push_str(&format!("\"{k}\": "));
-                    v.write(out, indent + 2);
-                    if i + 1 < o.len() {
-                        out.push(',');
-                    }
-                    out.push('\n');
-                }
-                out.push_str(&" ".repeat(indent));
-                out.push('}');
-            }
-        }
-    }
+/// `bench.json`'s `ratios`.
+#[derive(Serialize)]
+struct Ratios {
+    create_open_adi_vs_mtty: Option<f64>,
+    create_open_adi_vs_vf: Option<f64>,
+    config_read_adi_vs_mtty: Option<f64>,
+    region_rw_adi_vs_mtty: Option<f64>,
+    reset_adi_vs_mtty: Option<f64>,
+    config_read_adi_vs_vf: Option<f64>,
+    reset_adi_vs_vf: Option<f64>,
+    throughput_adi_vs_direct: Option<f64>,
 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN
@@ -808,15 +805,11 @@ fn scaling(p: &Params) -> Res<Scale> {
 }
 
 /// `a / b`, or null when either is missing.
-fn ratio(a: f64, b: f64) -> J {
-    if a.is_finite() && b.is_finite() && b > 0.0 {
-        J::Num(a / b)
-    } else {
-        J::Null
-    }
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
 }
 
-fn run(p: &Params) -> Res<J> {
+fn run(p: &Params) -> Res<Report> {
     let began = Instant::now();
     let sriov = match Sriov::find() {
         Ok(s) => s,
@@ -846,7 +839,7 @@ fn run(p: &Params) -> Res<J> {
     let sc = scaling(p)?;
 
     let m = |v: &Vec<f64>| median(v);
-    let mo = |v: &Vec<f64>| J::opt(Some(median(v)).filter(|x| x.is_finite()));
+    let mo = |v: &Vec<f64>| Some(median(v)).filter(|x| x.is_finite());
     let vf = if lc.vf.is_empty() {
         f64::NAN
     } else {
@@ -861,102 +854,61 @@ fn run(p: &Params) -> Res<J> {
         .filter(|[_, _, b, _]| *b > 0.0)
         .map(|[_, _, b, ns]| b / (ns / 1e9));
     let n = sc.count.max(1) as f64;
-    let obj = vec![
-        ("quick", J::Num(f64::from(u8::from(p.quick)))),
-        ("iterations", J::Num(p.iters as f64)),
-        ("run_seconds", J::Num(began.elapsed().as_secs_f64().round())),
-        ("adi_create_open_us", J::Num(m(&lc.adi))),
-        ("mtty_create_open_us", J::Num(m(&lc.mtty))),
-        (
-            "vf_create_open_us",
-            J::opt(Some(vf).filter(|v| v.is_finite())),
-        ),
-        ("vf_baseline", J::Str(vf_note)),
-        ("adi_close_remove_us", J::Num(m(&lc.adi_remove))),
-        ("mtty_close_remove_us", J::Num(m(&lc.mtty_remove))),
-        (
-            "vf_close_remove_us",
-            J::opt(Some(m(&lc.vf_remove)).filter(|v| v.is_finite())),
-        ),
-        ("max_adis_per_pf", J::Num(sc.count as f64)),
-        ("max_adis_limit", J::Str(sc.limit)),
-        ("bytes_per_idle_adi", J::Num(sc.avail_delta / n)),
-        ("slab_bytes_per_idle_adi", J::Num(sc.slab_delta / n)),
-        ("remove_all_adis_s", J::Num(sc.remove_secs)),
-        ("create_latency_scaling", J::Arr(sc.create)),
-        ("open_latency_scaling", J::Arr(sc.open)),
-        (
-            "fastpath_traps_per_1m_desc",
-            J::Num(f.traps as f64 * 1e6 / f.descs.max(1) as f64),
-        ),
-        ("fastpath_descriptors", J::Num(f.descs as f64)),
-        ("fastpath_traps", J::Num(f.traps as f64)),
-        ("adi_desc_per_s", J::Num(desc_rate)),
-        ("adi_bytes_per_s", J::Num(f.bytes as f64 / f.bytes_secs)),
-        ("direct_desc_per_s", J::opt(direct_desc)),
-        ("direct_bytes_per_s", J::opt(direct_bytes)),
-        (
-            "adi_vs_direct_throughput_ratio",
-            direct_desc.map_or(J::Null, |d| ratio(desc_rate, d)),
-        ),
-        (
-            "adi_vs_direct_bytes_ratio",
-            direct_bytes.map_or(J::Null, |d| ratio(f.bytes as f64 / f.bytes_secs, d)),
-        ),
-        ("config_read_ns", J::Num(m(&ac.adi_config_read))),
-        ("bar0_read_ns", J::Num(m(&ac.adi_bar0_read))),
-        ("bar0_write_ns", J::Num(m(&ac.adi_bar0_write))),
-        ("bar0_rw_ns", J::Num(bar0_rw)),
-        ("mtty_config_read_ns", J::Num(m(&ac.mtty_config_read))),
-        ("mtty_region_read_ns", J::Num(m(&ac.mtty_bar0_read))),
-        ("mtty_region_write_ns", J::Num(m(&ac.mtty_bar0_write))),
-        ("mtty_region_rw_ns", J::Num(mtty_rw)),
-        ("vf_config_read_ns", mo(&ac.vf_config_read)),
-        ("vf_bar0_read_ns", mo(&ac.vf_bar0_read)),
-        ("reset_us", J::Num(m(&ac.adi_reset))),
-        ("mtty_reset_us", J::Num(m(&ac.mtty_reset))),
-        ("vf_reset_us", mo(&ac.vf_reset)),
-        ("irq_latency_us", J::Num(m(&f.irq_warm))),
-        ("irq_latency_warm_samples_us", J::Arr(f.irq_warm.clone())),
-        (
-            "irq_latency_cold_us",
-            J::opt(Some(m(&f.irq_cold)).filter(|v| v.is_finite())),
-        ),
-        (
-            "ratios",
-            J::Obj(vec![
-                (
-                    "create_open_adi_vs_mtty".into(),
-                    ratio(m(&lc.adi), m(&lc.mtty)),
-                ),
-                ("create_open_adi_vs_vf".into(), ratio(m(&lc.adi), vf)),
-                (
-                    "config_read_adi_vs_mtty".into(),
-                    ratio(m(&ac.adi_config_read), m(&ac.mtty_config_read)),
-                ),
-                ("region_rw_adi_vs_mtty".into(), ratio(bar0_rw, mtty_rw)),
-                (
-                    "reset_adi_vs_mtty".into(),
-                    ratio(m(&ac.adi_reset), m(&ac.mtty_reset)),
-                ),
-                (
-                    "config_read_adi_vs_vf".into(),
-                    ratio(m(&ac.adi_config_read), median(&ac.vf_config_read)),
-                ),
-                (
-                    "reset_adi_vs_vf".into(),
-                    ratio(m(&ac.adi_reset), median(&ac.vf_reset)),
-                ),
-                (
-                    "throughput_adi_vs_direct".into(),
-                    direct_desc.map_or(J::Null, |d| ratio(desc_rate, d)),
-                ),
-            ]),
-        ),
-    ];
-    Ok(J::Obj(
-        obj.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-    ))
+    Ok(Report {
+        quick: u8::from(p.quick),
+        iterations: p.iters as u64,
+        run_seconds: began.elapsed().as_secs_f64().round(),
+        adi_create_open_us: m(&lc.adi),
+        mtty_create_open_us: m(&lc.mtty),
+        vf_create_open_us: Some(vf).filter(|v| v.is_finite()),
+        vf_baseline: vf_note,
+        adi_close_remove_us: m(&lc.adi_remove),
+        mtty_close_remove_us: m(&lc.mtty_remove),
+        vf_close_remove_us: Some(m(&lc.vf_remove)).filter(|v| v.is_finite()),
+        max_adis_per_pf: sc.count as u64,
+        max_adis_limit: sc.limit,
+        bytes_per_idle_adi: sc.avail_delta / n,
+        slab_bytes_per_idle_adi: sc.slab_delta / n,
+        remove_all_adis_s: sc.remove_secs,
+        create_latency_scaling: sc.create,
+        open_latency_scaling: sc.open,
+        fastpath_traps_per_1m_desc: f.traps as f64 * 1e6 / f.descs.max(1) as f64,
+        fastpath_descriptors: f.descs,
+        fastpath_traps: f.traps,
+        adi_desc_per_s: desc_rate,
+        adi_bytes_per_s: f.bytes as f64 / f.bytes_secs,
+        direct_desc_per_s: direct_desc,
+        direct_bytes_per_s: direct_bytes,
+        adi_vs_direct_throughput_ratio: direct_desc.and_then(|d| ratio(desc_rate, d)),
+        adi_vs_direct_bytes_ratio: direct_bytes
+            .and_then(|d| ratio(f.bytes as f64 / f.bytes_secs, d)),
+        config_read_ns: m(&ac.adi_config_read),
+        bar0_read_ns: m(&ac.adi_bar0_read),
+        bar0_write_ns: m(&ac.adi_bar0_write),
+        bar0_rw_ns: bar0_rw,
+        mtty_config_read_ns: m(&ac.mtty_config_read),
+        mtty_region_read_ns: m(&ac.mtty_bar0_read),
+        mtty_region_write_ns: m(&ac.mtty_bar0_write),
+        mtty_region_rw_ns: mtty_rw,
+        vf_config_read_ns: mo(&ac.vf_config_read),
+        vf_bar0_read_ns: mo(&ac.vf_bar0_read),
+        reset_us: m(&ac.adi_reset),
+        mtty_reset_us: m(&ac.mtty_reset),
+        vf_reset_us: mo(&ac.vf_reset),
+        irq_latency_us: m(&f.irq_warm),
+        irq_latency_warm_samples_us: f.irq_warm.clone(),
+        irq_latency_cold_us: Some(m(&f.irq_cold)).filter(|v| v.is_finite()),
+        ratios: Ratios {
+            create_open_adi_vs_mtty: ratio(m(&lc.adi), m(&lc.mtty)),
+            create_open_adi_vs_vf: ratio(m(&lc.adi), vf),
+            config_read_adi_vs_mtty: ratio(m(&ac.adi_config_read), m(&ac.mtty_config_read)),
+            region_rw_adi_vs_mtty: ratio(bar0_rw, mtty_rw),
+            reset_adi_vs_mtty: ratio(m(&ac.adi_reset), m(&ac.mtty_reset)),
+            config_read_adi_vs_vf: ratio(m(&ac.adi_config_read), median(&ac.vf_config_read)),
+            reset_adi_vs_vf: ratio(m(&ac.adi_reset), median(&ac.vf_reset)),
+            throughput_adi_vs_direct: direct_desc.and_then(|d| ratio(desc_rate, d)),
+        },
+    })
 }
 
 fn main() {
@@ -968,11 +920,15 @@ fn main() {
         }
     };
     match run(&p) {
-        Ok(j) => {
-            let mut s = String::new();
-            j.write(&mut s, 0);
-            s.push('\n');
-            if let Err(e) = std::fs::write(&p.out, &s) {
+        Ok(report) => {
+            let json = match serde_json::to_string_pretty(&report) {
+                Ok(j) => j + "\n",
+                Err(e) => {
+                    eprintln!("vdcm_bench: JSON: {e}");
+                    std::process::exit(1);
+                }
+            };
+            if let Err(e) = std::fs::write(&p.out, json) {
                 eprintln!("vdcm_bench: write {}: {e}", p.out.display());
                 std::process::exit(1);
             }

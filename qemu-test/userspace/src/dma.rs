@@ -280,6 +280,28 @@ pub fn write_desc(mem: &DmaMem, off: usize, d: &Descriptor) {
     mem.write(off, &d.to_bytes());
 }
 
+/// Enables queue `index` with completion vector `vector` (its ring, if
+/// any, already programmed); fails unless the queue runs. `what` names the queue in the error.
+fn enable_queue(dev: &CdevDevice, index: u16, vector: u32, what: &str) -> Result<(), String> {
+    let blk = abi::queue(index);
+    dev.write_u32(
+        BAR0,
+        blk + abi::Q_CONTROL,
+        abi::CONTROL_ENABLE | (vector << abi::CONTROL_VECTOR_SHIFT),
+    )?;
+    let status = dev.read_u32(BAR0, blk + abi::Q_STATUS)?;
+    if status & abi::STATUS_RUNNING == 0 {
+        return Err(format!("{what} did not start: STATUS {status:#x}"));
+    }
+    Ok(())
+}
+
+/// Enables memory space, bus mastering and the device (`DEVCTL`).
+fn enable_device(dev: &CdevDevice) -> Result<(), String> {
+    dev.enable()?;
+    dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE)
+}
+
 /// A queue of an ADI driven from user space: its ring in the tenant's
 /// memory, its doorbell mapped from BAR2, and the next tail to publish.
 pub struct Queue<'a> {
@@ -309,19 +331,10 @@ impl<'a> Queue<'a> {
         vector: u32,
     ) -> Result<Self, String> {
         let blk = abi::queue(index);
-        dev.enable()?;
-        dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE)?;
+        enable_device(dev)?;
         dev.write_u64(BAR0, blk + abi::Q_RING_BASE, iova + ring_off as u64)?;
         dev.write_u32(BAR0, blk + abi::Q_RING_SIZE, size)?;
-        dev.write_u32(
-            BAR0,
-            blk + abi::Q_CONTROL,
-            abi::CONTROL_ENABLE | (vector << abi::CONTROL_VECTOR_SHIFT),
-        )?;
-        let status = dev.read_u32(BAR0, blk + abi::Q_STATUS)?;
-        if status & abi::STATUS_RUNNING == 0 {
-            return Err(format!("queue {index} did not start: STATUS {status:#x}"));
-        }
+        enable_queue(dev, index, vector, &format!("queue {index}"))?;
         let doorbell = dev
             .mmap(
                 BAR2,
@@ -388,18 +401,8 @@ impl Portal {
     /// Enables the device and queue 0 (the portal) with completion vector
     /// `vector`, and maps the portal page.
     pub fn start(dev: &CdevDevice, vector: u32) -> Result<Self, String> {
-        let blk = abi::queue(0);
-        dev.enable()?;
-        dev.write_u32(BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE)?;
-        dev.write_u32(
-            BAR0,
-            blk + abi::Q_CONTROL,
-            abi::CONTROL_ENABLE | (vector << abi::CONTROL_VECTOR_SHIFT),
-        )?;
-        let status = dev.read_u32(BAR0, blk + abi::Q_STATUS)?;
-        if status & abi::STATUS_RUNNING == 0 {
-            return Err(format!("portal did not start: STATUS {status:#x}"));
-        }
+        enable_device(dev)?;
+        enable_queue(dev, 0, vector, "portal")?;
         let page = dev
             .mmap(BAR2, 0, abi::DOORBELL_PAGE as usize)
             .map_err(|e| format!("mmap portal: {e}"))?;
@@ -463,4 +466,43 @@ impl Tenant {
     pub fn traps(&self) -> Result<u64, String> {
         Ok(self.stat("traps_bar0")? + self.stat("traps_config")? + self.stat("traps_bar2")?)
     }
+}
+
+/// Removes the ADI `m` while `dev`, its open device, has a request
+/// eventfd installed, as a VMM would: the removal must ask through the
+/// eventfd within `timeout`, wait while the device stays open, and finish
+/// once `dev` is closed.
+pub fn remove_while_open(
+    m: &crate::mdev::Mdev,
+    dev: CdevDevice,
+    timeout: Duration,
+) -> Result<(), String> {
+    // The user installs a request eventfd (VFIO_PCI_REQ_IRQ_INDEX): the
+    // removal asks through it, as it asks a VMM to unplug the device.
+    let req = eventfd().map_err(|e| format!("eventfd: {e}"))?;
+    set_eventfd(&dev.vfio, REQ_INDEX, 0, &req)?;
+    let dir = m.dir().to_path_buf();
+    let remover = std::thread::spawn(move || crate::mdev::Mdev::from_dir(dir).remove());
+    let asked = wait_eventfd(&req, timeout);
+    std::thread::sleep(Duration::from_millis(300));
+    // Only the writer's blocking shows the wait: the bus's symlink for the
+    // device is gone before the driver's remove runs.
+    let blocked = !remover.is_finished();
+    drop(dev);
+    let removed = remover
+        .join()
+        .map_err(|_| "remover thread panicked".to_string())?;
+    if asked < 1 {
+        return Err(format!(
+            "the request eventfd was not signalled within {timeout:?}"
+        ));
+    }
+    removed?;
+    if !blocked {
+        return Err("remove returned while the device was still open".into());
+    }
+    if m.exists() {
+        return Err("ADI still there after its user closed it".into());
+    }
+    Ok(())
 }

@@ -123,67 +123,43 @@ fn dup_file(fd: &impl AsRawFd) -> io::Result<File> {
     Ok(File::from(borrowed.try_clone_to_owned()?))
 }
 
-/// A shared mapping of part of a device region, unmapped on drop.
-pub struct Mapping {
-    addr: *mut u8,
-    len: usize,
-}
+/// A shared read-write mapping of part of a device region, unmapped on
+/// drop.
+pub struct Mapping(crate::adv::RawMap);
 
 impl Mapping {
     /// Maps `len` bytes at file offset `offset` of `fd`, read-write,
     /// shared.
     pub fn new(fd: &impl AsRawFd, offset: u64, len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh shared mapping of the device fd; nothing aliases
-        // it yet.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                offset as libc::off_t,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Mapping {
-            addr: addr.cast(),
+        crate::adv::mmap_raw(
+            fd,
+            offset,
             len,
-        })
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+        )
+        .map(Mapping)
     }
 
     /// Stores `v` at byte `offset` (4-byte aligned, inside the mapping) as
     /// a single 32-bit write, like a doorbell store.
     pub fn write_u32(&self, offset: usize, v: u32) {
-        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);
-        // SAFETY: in bounds and aligned (checked); the mapping is live.
-        unsafe { std::ptr::write_volatile(self.addr.add(offset).cast::<u32>(), v) }
+        self.0.store_u32(offset, v)
     }
 
-    /// Stores `data` at byte `offset` (inside the mapping), 4 bytes at a
-    /// time where aligned.
+    /// Stores `data` at byte `offset` (inside the mapping), a byte at a
+    /// time.
     pub fn write_bytes(&self, offset: usize, data: &[u8]) {
-        assert!(offset + data.len() <= self.len);
+        assert!(offset + data.len() <= self.0.len);
         for (i, b) in data.iter().enumerate() {
             // SAFETY: in bounds (checked); the mapping is live.
-            unsafe { std::ptr::write_volatile(self.addr.add(offset + i), *b) }
+            unsafe { std::ptr::write_volatile(self.0.addr.add(offset + i), *b) }
         }
     }
 
     /// Loads the 32-bit word at byte `offset`.
     pub fn read_u32(&self, offset: usize) -> u32 {
-        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len);
-        // SAFETY: in bounds and aligned (checked); the mapping is live.
-        unsafe { std::ptr::read_volatile(self.addr.add(offset).cast::<u32>()) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `addr`/`len` came from a successful mmap.
-        unsafe { libc::munmap(self.addr.cast(), self.len) };
+        self.0.load_u32(offset)
     }
 }
 

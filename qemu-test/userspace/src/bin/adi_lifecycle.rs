@@ -248,31 +248,7 @@ fn remove_while_open() -> Outcome {
     let (t1, _) = types();
     let m = t1.create()?.map_err(|e| format!("create: {e}"))?;
     let dev = vfio::CdevDevice::open(m.cdev()?)?;
-    // The user installs a request eventfd (VFIO_PCI_REQ_IRQ_INDEX): the
-    // removal asks through it, as it asks a VMM to unplug the device.
-    let req = vdcm_selftests::dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    vdcm_selftests::dma::set_eventfd(&dev.vfio, vdcm_selftests::dma::REQ_INDEX, 0, &req)?;
-    let dir = m.dir().to_path_buf();
-    let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
-    let asked = vdcm_selftests::dma::wait_eventfd(&req, std::time::Duration::from_secs(5));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    // Only the writer's blocking shows the wait: the bus's symlink for the
-    // device is gone before the driver's remove runs.
-    let blocked = !remover.is_finished();
-    ensure(asked >= 1, || {
-        "the request eventfd was not signalled".into()
-    })?;
-    drop(dev);
-    let removed = remover
-        .join()
-        .map_err(|_| "remover thread panicked".to_string())?;
-    removed?;
-    ensure(blocked, || {
-        "remove returned while the device was still open".into()
-    })?;
-    ensure(!m.exists(), || {
-        "ADI still there after its user closed it".into()
-    })?;
+    dma::remove_while_open(&m, dev, std::time::Duration::from_secs(5))?;
     expect_available(PF_QPS, PF_QPS / 4)
 }
 

@@ -106,6 +106,20 @@ fn wait_count(dev: &CdevDevice, want: u32) -> Result<u64, String> {
     }
 }
 
+/// An ADI of the mbox type with the tenant's memory mapped, memory space
+/// and bus mastering on, and its doorbell page mapped. Bound as `let (s,
+/// bell)`, the mapping is dropped (unmapped) before the tenant, whose
+/// removal waits for it.
+fn open_mbox() -> Result<(Tenant, vfio::Mapping), String> {
+    let s = Tenant::new(&mbox_type()?, MEM, IOVA)?;
+    s.dev.enable()?;
+    let bell = s
+        .dev
+        .mmap(BAR2, 0, PAGE)
+        .map_err(|e| format!("mmap BAR2: {e}"))?;
+    Ok((s, bell))
+}
+
 /// Programs the buffer registers: 3 BAR0 writes.
 fn set_buffer(dev: &CdevDevice, iova: u64, len: u32) -> Result<(), String> {
     dev.write_u32(BAR0, BUF_LO, iova as u32)?;
@@ -314,17 +328,11 @@ fn trapped_mailbox() -> Outcome {
 }
 
 fn direct_doorbell_zero_traps() -> Outcome {
-    let ty = mbox_type()?;
-    let s = Tenant::new(&ty, MEM, IOVA)?;
+    let (s, bell) = open_mbox()?;
     let mut rng = Rng::new(adv::clock_seed());
     let mut data = vec![0u8; 512];
     rng.fill(&mut data);
     s.mem.write(BUF, &data);
-    s.dev.enable()?;
-    let bell = s
-        .dev
-        .mmap(BAR2, 0, PAGE)
-        .map_err(|e| format!("mmap BAR2: {e}"))?;
     let (t0, b0, c0) = (
         s.stat("traps_bar0")?,
         s.stat("traps_bar2")?,
@@ -378,19 +386,13 @@ fn interrupt_eventfd() -> Outcome {
     ensure(check == 0xe306_9283, || {
         format!("the test's CRC-32C of \"123456789\" is {check:#x}")
     })?;
-    let ty = mbox_type()?;
-    let s = Tenant::new(&ty, MEM, IOVA)?;
+    let (s, bell) = open_mbox()?;
     let seed = adv::clock_seed();
     note(format!("seed {seed}"));
     let mut rng = Rng::new(seed);
     let mut data = vec![0u8; 2 * PAGE];
     rng.fill(&mut data);
     s.mem.write(BUF, &data);
-    s.dev.enable()?;
-    let bell = s
-        .dev
-        .mmap(BAR2, 0, PAGE)
-        .map_err(|e| format!("mmap BAR2: {e}"))?;
     let (checksums0, bytes0, irqs0) = (
         s.stat("checksums")?,
         s.stat("bytes")?,
@@ -469,14 +471,8 @@ fn interrupt_eventfd() -> Outcome {
 }
 
 fn reset_clears_state() -> Outcome {
-    let ty = mbox_type()?;
-    let s = Tenant::new(&ty, MEM, IOVA)?;
+    let (s, bell) = open_mbox()?;
     s.mem.write(BUF, &[0x5a; 256]);
-    s.dev.enable()?;
-    let bell = s
-        .dev
-        .mmap(BAR2, 0, PAGE)
-        .map_err(|e| format!("mmap BAR2: {e}"))?;
     s.dev.write_u32(BAR0, MAILBOX, 0x1234_5678)?;
     set_buffer(&s.dev, IOVA + BUF as u64, 256)?;
     bell.write_u32(0, 1);
@@ -535,29 +531,8 @@ fn remove_while_open() -> Outcome {
     let ty = mbox_type()?;
     // Removed again on an early return; a no-op once the test removed it.
     let guard = create(&ty)?;
-    let m = &guard.0;
-    let dev = CdevDevice::open(m.cdev()?)?;
-    let req = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    dma::set_eventfd(&dev.vfio, dma::REQ_INDEX, 0, &req)?;
-    let dir = m.dir().to_path_buf();
-    let remover = std::thread::spawn(move || Mdev::from_dir(dir).remove());
-    let asked = dma::wait_eventfd(&req, TIMEOUT);
-    std::thread::sleep(Duration::from_millis(300));
-    let blocked = !remover.is_finished();
-    drop(dev);
-    let removed = remover
-        .join()
-        .map_err(|_| "remover thread panicked".to_string())?;
-    ensure(asked >= 1, || {
-        format!("the request eventfd was not signalled within {TIMEOUT:?}")
-    })?;
-    removed?;
-    ensure(blocked, || {
-        "remove returned while the device was still open".into()
-    })?;
-    ensure(!m.exists(), || {
-        "ADI still there after its user closed it".into()
-    })?;
+    let dev = CdevDevice::open(guard.0.cdev()?)?;
+    dma::remove_while_open(&guard.0, dev, TIMEOUT)?;
     let avail = ty.available()?;
     ensure(avail == NUM_ADIS, || {
         format!("available_instances {avail} after the removal, want {NUM_ADIS}")

@@ -21,6 +21,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 use std::time::Instant;
 
+use vdcm_selftests::abi;
 use vdcm_selftests::adv;
 use vdcm_selftests::adv::Rng;
 use vdcm_selftests::desc::Descriptor;
@@ -189,17 +190,26 @@ fn rand_desc(r: &mut Rng) -> Descriptor {
 /// One random operation on `a`; returns its kind.
 fn op(r: &mut Rng, a: &mut Adi) -> usize {
     let q = r.below(a.queues);
-    let blk = 0x100 + 0x20 * q;
+    let blk = abi::queue(q as u16);
     let roll = r.below(1000);
     match roll {
         0..150 => {
             let off = match r.below(6) {
-                0 => 0x008,
-                1 => 0x010,
-                2 => blk + r.pick(&[0, 4, 8, 0xc, 0x10, 0x14]),
-                3 => 0x2000 + 4 * r.below(0x400),
-                4 => 0x3000 + 8 * r.below(8),
-                _ => r.below(0x4000) & !3,
+                0 => abi::DEVCTL,
+                1 => abi::INTCTL,
+                2 => {
+                    blk + r.pick(&[
+                        abi::Q_RING_BASE,
+                        4,
+                        abi::Q_RING_SIZE,
+                        abi::Q_CONTROL,
+                        abi::Q_STATUS,
+                        abi::Q_PASID,
+                    ])
+                }
+                3 => u64::from(abi::MSIX_TABLE) + 4 * r.below(0x400),
+                4 => u64::from(abi::MSIX_PBA) + 8 * r.below(8),
+                _ => r.below(abi::BAR0_SIZE) & !3,
             };
             let v = r.next_u64();
             if r.one_in(2) && off % 8 == 0 {
@@ -211,7 +221,7 @@ fn op(r: &mut Rng, a: &mut Adi) -> usize {
         }
         150..250 => {
             if r.one_in(2) {
-                a.w32(0x008, 1);
+                a.w32(abi::DEVCTL, abi::DEVCTL_ENABLE);
             }
             let base = match r.below(4) {
                 0 => rand_iova(r),
@@ -222,8 +232,8 @@ fn op(r: &mut Rng, a: &mut Adi) -> usize {
                 1 => 1 << r.below(13),
                 _ => 64,
             };
-            a.w64(blk, base);
-            a.w32(blk + 8, size);
+            a.w64(blk + abi::Q_RING_BASE, base);
+            a.w32(blk + abi::Q_RING_SIZE, size);
             let vector = if r.one_in(4) {
                 r.below(256)
             } else {
@@ -232,9 +242,9 @@ fn op(r: &mut Rng, a: &mut Adi) -> usize {
             let ctl = if r.one_in(8) {
                 r.next_u64() as u32
             } else {
-                1 | (vector as u32) << 16
+                abi::CONTROL_ENABLE | (vector as u32) << abi::CONTROL_VECTOR_SHIFT
             };
-            a.w32(blk + 0xc, ctl);
+            a.w32(blk + abi::Q_CONTROL, ctl);
             a.tails[q as usize] = 0;
             1
         }
@@ -374,7 +384,7 @@ fn op(r: &mut Rng, a: &mut Adi) -> usize {
         }
         _ => {
             let _ = vfio::set_pci_command(a.fd(), vfio::PCI_COMMAND_MEMORY_MASTER);
-            a.w32(0x008, 1);
+            a.w32(abi::DEVCTL, abi::DEVCTL_ENABLE);
             12
         }
     }

@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
+use vdcm_selftests::abi;
 use vdcm_selftests::adv;
 use vdcm_selftests::adv::Rng;
 use vdcm_selftests::desc::Descriptor;
@@ -257,7 +258,10 @@ fn resetter(s: &Shared, b: &Busy, seed: u64) {
     while s.running() {
         let res = match r.below(3) {
             0 => b.dev.reset(),
-            1 => b.dev.write_u32(0, 0x008, 2).or(Ok(())),
+            1 => b
+                .dev
+                .write_u32(dma::BAR0, abi::DEVCTL, abi::DEVCTL_RESET)
+                .or(Ok(())),
             _ => b
                 .dev
                 .device
@@ -285,17 +289,23 @@ fn queues(s: &Shared, b: &Busy, seed: u64) {
     let mut n = 0;
     while s.running() {
         let q = r.below(4);
-        let blk = 0x100 + 0x20 * q;
-        let _ = b.dev.write_u32(0, 0x008, 1);
+        let blk = abi::queue(q as u16);
+        let _ = b.dev.write_u32(dma::BAR0, abi::DEVCTL, abi::DEVCTL_ENABLE);
         match r.below(4) {
             0 => {
-                let _ = b.dev.write_u64(0, blk, IOVA + 0x1000 * q);
-                let _ = b.dev.write_u32(0, blk + 8, 64);
-                let _ = b.dev.write_u32(0, blk + 0xc, 1 | (q as u32) << 16);
+                let _ = b
+                    .dev
+                    .write_u64(dma::BAR0, blk + abi::Q_RING_BASE, IOVA + 0x1000 * q);
+                let _ = b.dev.write_u32(dma::BAR0, blk + abi::Q_RING_SIZE, 64);
+                let _ = b.dev.write_u32(
+                    dma::BAR0,
+                    blk + abi::Q_CONTROL,
+                    abi::CONTROL_ENABLE | (q as u32) << abi::CONTROL_VECTOR_SHIFT,
+                );
                 tails[q as usize] = 0;
             }
             1 => {
-                let _ = b.dev.write_u32(0, blk + 0xc, 0);
+                let _ = b.dev.write_u32(dma::BAR0, blk + abi::Q_CONTROL, 0);
             }
             _ => {
                 let k = r.below(8) as u32 + 1;

@@ -178,7 +178,7 @@ impl mdev::Driver for Vdcm {
         link: &Arc<PfLink>,
         type_index: usize,
     ) -> Result<Self::DeviceData> {
-        let ty = link.types.get(type_index).ok_or(EINVAL)?.clone();
+        let ty = link.types.get(type_index).ok_or(EINVAL)?;
         let pool = link.pools.get(ty.pool).ok_or(EINVAL)?;
         let reservation = link.reserve(ty.pool, ty.units).inspect_err(|_| {
             dev_err!(
@@ -191,7 +191,7 @@ impl mdev::Driver for Vdcm {
                 pool.free()
             );
         })?;
-        let adi = Adi::new(link.clone(), ty.clone(), reservation)?;
+        let adi = Adi::new(link.clone(), type_index, reservation)?;
         let reg = vfio::Registration::new(vfio::UnregisteredDevice::new(mdev.as_device(), adi)?)?;
         dev_info!(
             mdev.as_device(),

@@ -127,19 +127,15 @@ impl PinnedDrop for Adi {
 }
 
 impl Adi {
-    /// A new ADI of type `ty` of the PF of `link`, over the pool units
+    /// A new ADI of type `index` of the PF of `link`, over the pool units
     /// `reservation`, with a fresh PASID; the PF builds its side.
     pub fn new(
         link: Arc<PfLink>,
-        ty: Arc<AdiType>,
+        index: usize,
         reservation: Reservation,
     ) -> Result<impl PinInit<Self, Error>> {
+        let ty = link.types.get(index).ok_or(EINVAL)?.clone();
         let t = &ty;
-        let index = link
-            .types
-            .iter()
-            .position(|x| Arc::ptr_eq(x, &ty))
-            .ok_or(EINVAL)?;
         let config = t.config_space()?;
         let irqs = Irqs::new(t.msix.vectors)?;
         let pasid = link.pasids.alloc().inspect_err(|_| {

@@ -278,10 +278,13 @@ struct vdcm_tenant {
  * migration: quiesce, save into a buffer, restore from one) and per-ADI QoS
  * parameters here.
  *
- * Context: the core serialises the calls for one ADI (@adi_create first,
- * @adi_destroy last, one trapped access, reset or unpinned at a time;
- * @direct_page and @counters excepted); calls for different ADIs may run
- * concurrently. While it calls the PF it holds no lock that a tenant
+ * Context: for one ADI, @adi_create comes first and @adi_destroy last,
+ * with no other call in flight; the core calls @reset and @unpinned one at
+ * a time. @trap_read, @trap_write, @direct_page and @counters are not
+ * serialised: they may run concurrently with each other and with @reset or
+ * @unpinned (as accesses reach a hardware function's registers while it
+ * resets), so a PF makes each of them atomic with its own lock where its
+ * state needs it. Calls for different ADIs may run concurrently. While it calls the PF it holds no lock that a tenant
  * operation of any ADI takes, so a PF may hold its own locks around tenant
  * operations (its engine does) and wait for them in any op. All may sleep.
  *

@@ -150,8 +150,11 @@ pub struct PfInfo<'a> {
 /// The personality of a PF: what the VDCM asks of it (`struct
 /// vdcm_pf_ops`).
 ///
-/// The VDCM serialises the calls for one ADI; calls for different ADIs may
-/// run concurrently. All may sleep.
+/// For one ADI, `adi_create` comes first and `adi_destroy` last; the VDCM
+/// calls `reset` and `unpinned` one at a time, while trapped accesses,
+/// `direct_page` and `counters` may run concurrently with each other and
+/// with those two (`Self::Adi` is `Sync`: what they share is the PF's to
+/// lock). Calls for different ADIs may run concurrently. All may sleep.
 pub trait PfDriver: Send + Sync + 'static {
     /// The PF's state for one ADI.
     type Adi: Send + Sync + 'static;

@@ -423,8 +423,8 @@ pub struct PfAdi {
 }
 
 // SAFETY: the contract lets a PF's ADI operations be called from any
-// thread (serialised per ADI by the VDCM, which it does with `&mut` or its
-// own lock).
+// thread, concurrently except for `reset` and `unpinned` (which the VDCM
+// calls one at a time); the PF locks what those calls share.
 unsafe impl Send for PfAdi {}
 // SAFETY: See `Send`.
 unsafe impl Sync for PfAdi {}

@@ -18,6 +18,7 @@ pub mod pasid;
 pub mod pci_regs;
 pub mod pf_host;
 pub mod ratelimit;
+pub mod revocable;
 pub mod sysfs;
 pub mod tenant;
 pub mod vfio;

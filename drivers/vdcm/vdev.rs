@@ -13,15 +13,16 @@
 //! Every access that reaches the core through the device file is counted
 //! per region, so tests can prove which paths trap and which do not.
 //!
-//! Locking, outermost first: `ctl` (one PF call at a time: trapped
-//! accesses, reset, close, revocation, unmapping; it is held across every
-//! call into the PF except `direct_page`, which serialises the PF's calls
-//! for this ADI), then the PF's own locks, then the tenant's `dev` and
-//! `pins` (see `tenant`), then `config`, `irqs` and `pf` (never two of
-//! them). The PF calls the tenant with its locks held, and pinning takes
-//! the tenant's `mmap_lock`, so `ctl` comes before `mmap_lock`: `mmap`,
-//! which runs under `mmap_lock`, takes only the leaf lock `pf` (to find the
-//! PF's side) and calls `direct_page` without `ctl`.
+//! Locking, outermost first: `ctl` (one lifecycle change at a time: open,
+//! reset, close, revocation, unmapping, destruction; held across the PF's
+//! `reset` and `unpinned`), then the PF's own locks, then the tenant's
+//! `dev` and `pins` (see `tenant`), then `config` and `irqs` (never both).
+//! The PF calls the tenant with its locks held, and pinning takes the
+//! tenant's `mmap_lock`, so `ctl` comes before `mmap_lock`. The slow path
+//! takes no core lock to reach the PF: trapped accesses and `mmap` (which
+//! runs under `mmap_lock`) borrow the PF's side from `pf` without a lock
+//! and call it concurrently with each other and with `ctl` holders, as the
+//! contract allows; the PF keeps its registers consistent itself.
 
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -44,6 +45,8 @@ use crate::tenant::AdiTenant;
 use crate::vdcm_kernel::pasid::Pasid;
 use crate::vdcm_kernel::pf_host::PfAdi;
 use crate::vdcm_kernel::ratelimit::RateLimit;
+use crate::vdcm_kernel::revocable::RevocableGuard;
+use crate::vdcm_kernel::revocable::SleepableRevocable;
 use crate::vdcm_kernel::tenant::Tenant;
 use crate::vdcm_kernel::vfio;
 use crate::vdcm_kernel::vfio::pci;
@@ -97,14 +100,13 @@ pub struct Adi {
     /// Whether the device was taken from a user who did not release it
     /// when asked: every call then fails with `ENODEV`.
     revoked: Atomic<bool>,
-    /// Serialises the PF's calls for the ADI (see the locking notes).
+    /// Serialises the ADI's lifecycle changes (see the locking notes).
     #[pin]
     ctl: Mutex<()>,
-    /// The PF's side of the ADI, until it is removed (then `None`). A leaf
-    /// lock: callers take a reference and call without holding it, and the
-    /// PF's side is destroyed when the last reference goes.
+    /// The PF's side of the ADI, until it is removed. Callers borrow it
+    /// without a lock; removal waits for them and destroys it.
     #[pin]
-    pf: Mutex<Option<Arc<PfAdi>>>,
+    pf: SleepableRevocable<PfAdi>,
     #[pin]
     config: Mutex<ConfigSpace>,
     /// The command register's memory-space enable: BAR accesses need it.
@@ -148,7 +150,6 @@ impl Adi {
         let pf = link
             .pf
             .adi_create(index as u32, pasid.id(), &tenant)
-            .and_then(|pf| Ok(Arc::new(pf, GFP_KERNEL)?))
             .inspect_err(|e| {
                 dev_err!(
                     link.pf.device(),
@@ -165,7 +166,7 @@ impl Adi {
             tenant,
             revoked: Atomic::new(false),
             ctl <- new_mutex!(()),
-            pf <- new_mutex!(Some(pf)),
+            pf <- SleepableRevocable::new(pf),
             config <- new_mutex!(config),
             memory_enabled: Atomic::new(false),
             bus_master: Atomic::new(false),
@@ -216,8 +217,8 @@ impl Adi {
     }
 
     /// The PF's side of the ADI, unless it was removed.
-    fn pf(&self) -> Option<Arc<PfAdi>> {
-        self.pf.lock().clone()
+    fn pf(&self) -> Option<RevocableGuard<'_, PfAdi>> {
+        self.pf.access()
     }
 
     /// Destroys the PF's side of the ADI (stopped first). Called once the
@@ -225,12 +226,10 @@ impl Adi {
     /// the PF is still registered.
     pub fn destroy_pf_side(&self) {
         let _ctl = self.ctl.lock();
-        let pf = self.pf.lock().take();
-        if let Some(pf) = pf {
+        // Waits for callers still inside the PF's side (a counters read).
+        if let Some(pf) = self.pf.revoke() {
             pf.reset();
             self.tenant.ops().detach();
-            // Normally the last reference: `mmap` and the counters hold
-            // one only for the length of a call.
             drop(pf);
         }
     }
@@ -345,8 +344,10 @@ impl Adi {
         if let Some(c) = self.traps.bars.get(bar) {
             c.fetch_add(1, Relaxed);
         }
-        let direct = self.ty().is_direct(bar, off, len as u64);
-        if !direct {
+        // One walk of the type's layout; its verdict is reported after
+        // the checks a PCI function makes first.
+        let routed = self.ty().route(bar, off, len as u64);
+        if !matches!(routed, Ok(Target::Direct)) {
             self.check_memory_enabled(dev)?;
         }
         if !matches!(len, 1 | 2 | 4 | 8) {
@@ -359,7 +360,7 @@ impl Adi {
             );
             return Err(EINVAL);
         }
-        let target = self.ty().route(bar, off, len as u64).inspect_err(|_| {
+        let target = routed.inspect_err(|_| {
             adi_err!(
                 self,
                 dev.parent(),
@@ -389,7 +390,6 @@ impl Adi {
             Target::MsixTable(at) => self.irqs.lock().table_read(at, len),
             Target::MsixPba(at) => self.irqs.lock().pba_read(at, len),
             Target::Trap => {
-                let _ctl = self.ctl.lock();
                 let pf = self.pf().ok_or(ENODEV)?;
                 pf.trap_read(bar as u32, off, len as u32)
             }
@@ -410,7 +410,6 @@ impl Adi {
             Target::MsixTable(at) => self.irqs.lock().table_write(at, len, value),
             Target::MsixPba(_) | Target::Hole | Target::Direct => Ok(()),
             Target::Trap => {
-                let _ctl = self.ctl.lock();
                 let pf = self.pf().ok_or(ENODEV)?;
                 pf.trap_write(bar as u32, off, len as u32, value)
             }
@@ -624,7 +623,7 @@ impl vfio::Driver for Adi {
         if off % page != 0 {
             return Err(EINVAL);
         }
-        // Not under `ctl`: see the locking notes.
+        // Without `ctl`: see the locking notes.
         let pf = dev.pf().ok_or(ENODEV)?;
         for at in (0..len).step_by(page as usize) {
             let p = pf.direct_page(bar as u32, off + at).ok_or_else(|| {

@@ -728,8 +728,21 @@ struct Scale {
 fn scaling(p: &Params) -> Res<Scale> {
     let ty = MdevType::new(PF, SCALE_TYPE);
     let free = ty.available()?;
-    // Two fds per open ADI (device, iommufd).
-    let want = (p.max_adis as u64 * 2 + 256) as libc::rlim_t;
+    // Every open ADI holds three fds (the device, a dup of it for raw
+    // region access, its iommufd): take the system's maximum rather than
+    // a count that breaks when the client's internals change.
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .map_err(|e| format!("read /proc/sys/fs/nr_open: {e}"))?;
+    let want: libc::rlim_t = nr_open
+        .trim()
+        .parse()
+        .map_err(|e| format!("/proc/sys/fs/nr_open {nr_open:?}: {e}"))?;
+    if (want as u64) < p.max_adis as u64 * 3 + 256 {
+        return Err(format!(
+            "fs.nr_open is {want}: too few fds for {} open ADIs",
+            p.max_adis
+        ));
+    }
     let lim = libc::rlimit {
         rlim_cur: want,
         rlim_max: want,

@@ -40,7 +40,7 @@ struct vdcm_pf;
 struct vdcm_tenant;
 
 /* Bumped on every incompatible change of this header. */
-#define VDCM_PF_CONTRACT_VERSION 6
+#define VDCM_PF_CONTRACT_VERSION 7
 
 /* Limits the core enforces at registration. */
 #define VDCM_PF_MAX_TYPES	8	/* ADI types per PF */
@@ -51,6 +51,7 @@ struct vdcm_tenant;
 #define VDCM_PF_MAX_DVSEC_BODY	64	/* bytes of one DVSEC body */
 #define VDCM_PF_MAX_PINS	64	/* pin slots per ADI */
 #define VDCM_PF_NUM_BARS	6
+#define VDCM_PF_MAX_STATE	65536	/* bytes of a PF's per-ADI saved state */
 
 /**
  * struct vdcm_pool - a resource the PF's ADI types are made of
@@ -159,6 +160,10 @@ struct vdcm_dvsec {
  * @pool: the &vdcm_pf.pools entry an ADI of this type draws from
  * @units: units of @pool one ADI takes (at least 1)
  * @nr_pins: pin slots (&vdcm_tenant_ops.pin) one ADI may use
+ * @state_size: bytes &vdcm_pf_ops.save writes at most for one ADI of this
+ *              type (at most VDCM_PF_MAX_STATE); 0: ADIs of this type
+ *              cannot be migrated, and the core offers no migration for
+ *              them
  *
  * The core builds the config space of a PCI Express endpoint from this:
  * the IDs, the BARs (sizing included), Power Management, PCI Express with
@@ -180,6 +185,7 @@ struct vdcm_adi_type {
 	u32 pool;
 	u32 units;
 	u32 nr_pins;
+	u32 state_size;
 };
 
 /**
@@ -274,13 +280,34 @@ struct vdcm_tenant {
  * @counters: fill &vdcm_pf.nr_counters values, in &vdcm_pf.counter_names
  *            order, for the ADI. Any context that may sleep.
  *
- * Later versions of this contract add per-ADI state save and restore (for
- * migration: quiesce, save into a buffer, restore from one) and per-ADI QoS
- * parameters here.
+ * @quiesce: stop the ADI's work for a migration: fetch no new work (a
+ *           doorbell or portal store made from now on stays where the
+ *           tenant wrote it, unacted on), let work in flight finish and
+ *           write its completions, raise no interrupt and issue no DMA
+ *           once this returns. The registers keep answering trapped
+ *           accesses. Called only on a running ADI. Returns 0 or a
+ *           negative errno (the migration step fails with it).
+ * @unquiesce: undo @quiesce: act on the registers and direct pages as
+ *             they are now (after a @restore, as the source left them),
+ *             including work submitted while quiesced.
+ * @save: write the ADI's state (registers, queue positions, the contents
+ *        of the direct pages that matter) into @buf, at most @len bytes
+ *        (the type's state_size). Called quiesced. Returns the bytes
+ *        written or a negative errno. The format is the PF's; it should
+ *        carry its own version.
+ * @restore: make the ADI's state the one in @buf (@len bytes, as @save of
+ *           an ADI of the same type wrote it, maybe on another PF of the
+ *           same driver). Check everything first: on error nothing has
+ *           changed. Called quiesced, on a freshly reset ADI; its PASID
+ *           and queues stay its own. Returns 0, -EINVAL for a state it
+ *           does not accept, or another negative errno.
+ *
+ * Per-ADI QoS parameters come in a later version of this contract.
  *
  * Context: for one ADI, @adi_create comes first and @adi_destroy last,
- * with no other call in flight; the core calls @reset and @unpinned one at
- * a time. @trap_read, @trap_write, @direct_page and @counters are not
+ * with no other call in flight; the core calls @reset, @unpinned,
+ * @quiesce, @unquiesce, @save and @restore one at a time. @reset also ends
+ * a quiesce: the ADI is then as after @adi_create. @trap_read, @trap_write, @direct_page and @counters are not
  * serialised: they may run concurrently with each other and with @reset or
  * @unpinned (as accesses reach a hardware function's registers while it
  * resets), so a PF makes each of them atomic with its own lock where its
@@ -306,6 +333,10 @@ struct vdcm_pf_ops {
 	void (*reset)(struct vdcm_pf *pf, void *adi);
 	void (*unpinned)(struct vdcm_pf *pf, void *adi, u32 slot);
 	void (*counters)(struct vdcm_pf *pf, void *adi, u64 *values);
+	int (*quiesce)(struct vdcm_pf *pf, void *adi);
+	void (*unquiesce)(struct vdcm_pf *pf, void *adi);
+	int (*save)(struct vdcm_pf *pf, void *adi, void *buf, u32 len);
+	int (*restore)(struct vdcm_pf *pf, void *adi, const void *buf, u32 len);
 };
 
 /**

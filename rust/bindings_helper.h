@@ -9,4 +9,8 @@
 #include <linux/eventfd.h>
 #include <linux/iommu.h>
 #include <linux/crc32.h>
+#include <linux/anon_inodes.h>
+#include <linux/interval_tree.h>
+#include <linux/iova_bitmap.h>
+#include <linux/fs.h>
 #include <vdcm_pf.h>

@@ -65,6 +65,20 @@ impl DoorbellPage {
         Ok(())
     }
 
+    /// Copies `buf` to byte `offset` of the page (e.g. the contents a
+    /// migrated tenant left in it); `EINVAL` past the page's end.
+    pub fn write(&self, offset: usize, buf: &[u8]) -> Result {
+        if offset
+            .checked_add(buf.len())
+            .is_none_or(|end| end > kernel::page::PAGE_SIZE)
+        {
+            return Err(EINVAL);
+        }
+        // SAFETY: `buf` is valid for `buf.len()` bytes of reads; the range
+        // is inside the page (checked above).
+        unsafe { self.page.write_raw(buf.as_ptr(), offset, buf.len()) }
+    }
+
     /// Writes the 32-bit little-endian word at byte `offset` (4-byte
     /// aligned), e.g. to clear a doorbell on reset.
     pub fn write_u32(&self, offset: usize, value: u32) -> Result {

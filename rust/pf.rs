@@ -133,6 +133,9 @@ pub struct AdiType {
     pub units: u32,
     /// Pin slots one ADI may use ([`TenantRef::pin`]).
     pub pins: u32,
+    /// Bytes [`PfDriver::save`] writes at most for one ADI; 0: ADIs of
+    /// this type cannot be migrated.
+    pub state_size: u32,
 }
 
 /// What a PF offers, as it registers.
@@ -193,6 +196,21 @@ pub trait PfDriver: Send + Sync + 'static {
 
     /// Fills the ADI's counters, in [`PfInfo::counters`] order.
     fn counters(&self, adi: &Self::Adi, values: &mut [u64]);
+
+    /// Stops the ADI's work for a migration: no new work is fetched, work
+    /// in flight finishes, no interrupt or DMA follows.
+    fn quiesce(&self, adi: &Self::Adi) -> Result;
+
+    /// Undoes [`PfDriver::quiesce`], acting on the state as it is now.
+    fn unquiesce(&self, adi: &Self::Adi);
+
+    /// Saves the quiesced ADI's state into `buf` (the type's
+    /// [`AdiType::state_size`] bytes); returns the bytes written.
+    fn save(&self, adi: &Self::Adi, buf: &mut [u8]) -> Result<usize>;
+
+    /// Makes the state the one `buf` holds, checking all of it first: on
+    /// error nothing has changed. The ADI is quiesced and freshly reset.
+    fn restore(&self, adi: &Self::Adi, buf: &[u8]) -> Result;
 }
 
 /// The C description built from a [`PfInfo`], owned by the registration.
@@ -274,6 +292,7 @@ impl Description {
                     pool: t.pool,
                     units: t.units,
                     nr_pins: t.pins,
+                    state_size: t.state_size,
                 },
                 GFP_KERNEL,
             )?;
@@ -401,6 +420,10 @@ impl<T: PfDriver> OpsTable<T> {
         reset: Some(Self::reset),
         unpinned: Some(Self::unpinned),
         counters: Some(Self::counters),
+        quiesce: Some(Self::quiesce),
+        unquiesce: Some(Self::unquiesce),
+        save: Some(Self::save),
+        restore: Some(Self::restore),
     };
 
     /// # Safety
@@ -573,5 +596,72 @@ impl<T: PfDriver> OpsTable<T> {
         let values = unsafe { core::slice::from_raw_parts_mut(values, n) };
         values.fill(0);
         driver.counters(&adi, values);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live ADI.
+    unsafe extern "C" fn quiesce(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        errno(driver.quiesce(&adi))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF and a live ADI.
+    unsafe extern "C" fn unquiesce(pf: *mut bindings::vdcm_pf, adi: *mut c_void) {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        driver.unquiesce(&adi);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF, a live ADI and `buf` valid
+    /// for `len` bytes of writes.
+    unsafe extern "C" fn save(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+        buf: *mut c_void,
+        len: u32,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        if buf.is_null() {
+            return EINVAL.to_errno();
+        }
+        // SAFETY: `buf` is valid for `len` bytes of writes (the function's
+        // contract) and not otherwise used during the call.
+        let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len as usize) };
+        match driver.save(&adi, buf) {
+            Ok(n) if n <= buf.len() => n as kernel::ffi::c_int,
+            Ok(_) => EINVAL.to_errno(),
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF, a live ADI and `buf` valid
+    /// for `len` bytes of reads.
+    unsafe extern "C" fn restore(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+        buf: *const c_void,
+        len: u32,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        if buf.is_null() {
+            return EINVAL.to_errno();
+        }
+        // SAFETY: `buf` is valid for `len` bytes of reads (the function's
+        // contract) and not written during the call.
+        let buf = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len as usize) };
+        errno(driver.restore(&adi, buf))
     }
 }

@@ -17,6 +17,7 @@ pub mod pf;
 pub mod poller;
 pub mod sysfs;
 pub mod tenant;
+pub mod wire;
 
 /// The raw `struct device` behind a [`kernel::device::Device`].
 ///

@@ -46,6 +46,8 @@ pub mod limits {
     pub const DVSECS: usize = bindings::VDCM_PF_MAX_DVSECS as usize;
     /// Bytes of one DVSEC body.
     pub const DVSEC_BODY: usize = bindings::VDCM_PF_MAX_DVSEC_BODY as usize;
+    /// Bytes of a PF's saved state of one ADI.
+    pub const STATE: usize = bindings::VDCM_PF_MAX_STATE as usize;
     /// Pin slots per ADI.
     pub const PINS: u32 = bindings::VDCM_PF_MAX_PINS;
     /// BARs of a PCI function.
@@ -135,6 +137,8 @@ pub struct TypeDesc {
     pub units: u32,
     /// Pin slots of one ADI.
     pub pins: u32,
+    /// Bytes the PF saves at most for one ADI; 0: not migratable.
+    pub state_size: u32,
 }
 
 /// A resource pool, as the PF described it.
@@ -300,6 +304,7 @@ impl PfDescription {
             pool: t.pool,
             units: t.units,
             pins: t.nr_pins,
+            state_size: t.state_size,
         })
     }
 }
@@ -324,6 +329,10 @@ struct PfOps {
     reset: unsafe extern "C" fn(*mut RawPf, *mut c_void),
     unpinned: unsafe extern "C" fn(*mut RawPf, *mut c_void, u32),
     counters: unsafe extern "C" fn(*mut RawPf, *mut c_void, *mut u64),
+    quiesce: unsafe extern "C" fn(*mut RawPf, *mut c_void) -> i32,
+    unquiesce: unsafe extern "C" fn(*mut RawPf, *mut c_void),
+    save: unsafe extern "C" fn(*mut RawPf, *mut c_void, *mut c_void, u32) -> i32,
+    restore: unsafe extern "C" fn(*mut RawPf, *mut c_void, *const c_void, u32) -> i32,
 }
 
 impl PfOps {
@@ -338,6 +347,10 @@ impl PfOps {
             reset: o.reset?,
             unpinned: o.unpinned?,
             counters: o.counters?,
+            quiesce: o.quiesce?,
+            unquiesce: o.unquiesce?,
+            save: o.save?,
+            restore: o.restore?,
         })
     }
 }
@@ -487,6 +500,47 @@ impl PfAdi {
         // `values` has room for the `nr_counters` values it writes.
         unsafe { (self.pf.ops.counters)(pf, adi, values.as_mut_ptr()) };
         Ok(())
+    }
+}
+
+impl PfAdi {
+    /// Stops the ADI's work for a migration (see the contract).
+    pub fn quiesce(&self) -> Result {
+        let (pf, adi) = self.raw();
+        // SAFETY: the PF's own op on its live ADI (type invariant).
+        to_result(unsafe { (self.pf.ops.quiesce)(pf, adi) })
+    }
+
+    /// Undoes [`PfAdi::quiesce`].
+    pub fn unquiesce(&self) {
+        let (pf, adi) = self.raw();
+        // SAFETY: the PF's own op on its live ADI (type invariant).
+        unsafe { (self.pf.ops.unquiesce)(pf, adi) };
+    }
+
+    /// Saves the ADI's state into `buf`; returns the bytes written.
+    pub fn save(&self, buf: &mut [u8]) -> Result<usize> {
+        let len = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
+        let (pf, adi) = self.raw();
+        // SAFETY: the PF's own op on its live ADI (type invariant); `buf`
+        // is valid for `len` bytes of writes.
+        let n = unsafe { (self.pf.ops.save)(pf, adi, buf.as_mut_ptr().cast(), len) };
+        to_result(n.min(0))?;
+        // A PF claiming more than it was given is refused, not trusted.
+        let n = n as usize;
+        if n > buf.len() {
+            return Err(EINVAL);
+        }
+        Ok(n)
+    }
+
+    /// Restores the ADI's state from `buf` (checked by the PF first).
+    pub fn restore(&self, buf: &[u8]) -> Result {
+        let len = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
+        let (pf, adi) = self.raw();
+        // SAFETY: the PF's own op on its live ADI (type invariant); `buf`
+        // is valid for `len` bytes of reads.
+        to_result(unsafe { (self.pf.ops.restore)(pf, adi, buf.as_ptr().cast(), len) })
     }
 }
 

@@ -12,6 +12,7 @@
 //! (`include/vdcm_pf.h`).
 
 pub mod bindings;
+pub mod crc;
 pub mod eventfd;
 pub mod mdev;
 pub mod pasid;
@@ -22,6 +23,7 @@ pub mod revocable;
 pub mod sysfs;
 pub mod tenant;
 pub mod vfio;
+pub mod wire;
 
 /// The raw `struct device` behind a [`kernel::device::Device`].
 ///

@@ -16,6 +16,8 @@ use kernel::prelude::*;
 use crate::layout::MSIX_ENTRY_SIZE;
 use crate::vdcm_kernel::eventfd::EventFd;
 use crate::vdcm_kernel::vfio;
+use crate::vdcm_kernel::wire::Reader;
+use crate::vdcm_kernel::wire::Writer;
 
 /// `Vector Control` mask bit (word 3 of an MSI-X entry).
 const MSIX_MASKED: u32 = 1;
@@ -256,5 +258,55 @@ impl Irqs {
             let pending = self.vectors.get(first + i).is_some_and(|v| v.pending);
             acc | (u64::from(pending) << i)
         }))
+    }
+
+    /// Bytes [`Irqs::save`] writes: the table, then one byte per vector
+    /// (its pending bit).
+    pub fn saved_size(vectors: u16) -> usize {
+        usize::from(vectors) * (MSIX_ENTRY_SIZE as usize + 1)
+    }
+
+    /// Writes the MSI-X table and the pending bits, for a migration. The
+    /// eventfds and VFIO masks are the VMM's: it sets them again on the
+    /// destination.
+    pub fn save(&self, w: &mut Writer<'_>) -> Result {
+        for entry in self.table.iter() {
+            for word in entry {
+                w.u32(*word)?;
+            }
+        }
+        for v in self.vectors.iter() {
+            w.u8(u8::from(v.pending))?;
+        }
+        Ok(())
+    }
+
+    /// Checks what [`Irqs::save`] wrote for as many vectors as `self` has
+    /// (`EINVAL` for a pending byte other than 0 or 1), without changing
+    /// anything; [`Irqs::load`] then applies it.
+    pub fn check_saved(&self, saved: &[u8]) -> Result {
+        if saved.len() != Self::saved_size(self.vectors.len() as u16) {
+            return Err(EINVAL);
+        }
+        let table = self.vectors.len() * MSIX_ENTRY_SIZE as usize;
+        if saved.get(table..).unwrap_or(&[]).iter().any(|&b| b > 1) {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Applies a state [`Irqs::check_saved`] accepted.
+    pub fn load(&mut self, saved: &[u8]) -> Result {
+        self.check_saved(saved)?;
+        let mut r = Reader::new(saved);
+        for entry in self.table.iter_mut() {
+            for word in entry.iter_mut() {
+                *word = r.u32()?;
+            }
+        }
+        for v in self.vectors.iter_mut() {
+            v.pending = r.u8()? == 1;
+        }
+        Ok(())
     }
 }

@@ -116,6 +116,8 @@ pub struct AdiType {
     pub units: u32,
     /// Pin slots.
     pub pins: u32,
+    /// Bytes of the PF's saved state of one ADI; 0: not migratable.
+    pub state_size: usize,
 }
 
 /// Why a description was refused: the message for the log.
@@ -228,6 +230,9 @@ impl AdiType {
         if t.pins > limits::PINS {
             return Err("a type asks for more pin slots than the header allows");
         }
+        if t.state_size as usize > limits::STATE {
+            return Err("a type's saved state is larger than the header allows");
+        }
         let mut dvsecs = KVec::new();
         for d in t.dvsecs.iter() {
             if d.revision > 0xf {
@@ -257,6 +262,7 @@ impl AdiType {
             pool: t.pool as usize,
             units: t.units,
             pins: t.pins,
+            state_size: t.state_size as usize,
         })
     }
 

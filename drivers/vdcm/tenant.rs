@@ -24,15 +24,19 @@ use crate::vdcm_kernel::tenant::TenantOps;
 use crate::vdcm_kernel::vfio;
 use crate::vdev::Adi;
 
+/// A pin slot: the pinned pages, and whether the PF may write them.
+type PinSlot = Option<(vfio::PinnedPages<Adi>, bool)>;
+
 /// The tenant of one ADI.
 #[pin_data]
 pub struct AdiTenant {
     /// The device, while open and not revoked.
     #[pin]
     dev: Mutex<Option<ARef<vfio::Device<Adi>>>>,
-    /// Pin slot `i` of the ADI's type, while the PF holds a pin there.
+    /// Pin slot `i` of the ADI's type, while the PF holds a pin there,
+    /// and whether the PF may write the pages.
     #[pin]
-    pins: Mutex<KVec<Option<vfio::PinnedPages<Adi>>>>,
+    pins: Mutex<KVec<PinSlot>>,
 }
 
 impl AdiTenant {
@@ -67,8 +71,15 @@ impl AdiTenant {
             .lock()
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.as_ref().is_some_and(|p| p.overlaps(iova, length)))
+            .filter(|(_, p)| p.as_ref().is_some_and(|(p, _)| p.overlaps(iova, length)))
             .fold(0, |mask, (i, _)| mask | 1 << i)
+    }
+
+    /// Calls `f` with the IOVA range of every pin the PF may write.
+    pub fn written_pins(&self, mut f: impl FnMut(u64, u64)) {
+        for (p, _) in self.pins.lock().iter().flatten().filter(|(_, w)| *w) {
+            f(p.iova(), p.len());
+        }
     }
 
     /// Drops the pins of the slots `which` selects.
@@ -95,7 +106,11 @@ impl TenantOps for AdiTenant {
         if !dev.dma_allowed() {
             return Err(EPERM);
         }
-        dev.dma_rw(iova, buf, write)
+        dev.dma_rw(iova, buf, write)?;
+        if write {
+            dev.dirty().mark(iova, buf.len() as u64);
+        }
+        Ok(())
     }
 
     fn raise_irq(&self, vector: u32) {
@@ -110,7 +125,7 @@ impl TenantOps for AdiTenant {
         }
         let page = PAGE_SIZE as u64;
         let npage = (iova % page).checked_add(len).ok_or(EINVAL)?.div_ceil(page);
-        let free = |pins: &KVec<Option<vfio::PinnedPages<Adi>>>| match pins.get(slot as usize) {
+        let free = |pins: &KVec<PinSlot>| match pins.get(slot as usize) {
             Some(None) => Ok(()),
             Some(Some(_)) => Err(EBUSY),
             None => Err(EINVAL),
@@ -127,7 +142,7 @@ impl TenantOps for AdiTenant {
         // dropped (unpinned) on return.
         free(&pins)?;
         if let Some(s) = pins.get_mut(slot as usize) {
-            *s = Some(pinned);
+            *s = Some((pinned, write));
         }
         Ok(())
     }

@@ -25,9 +25,11 @@ use kernel::sync::Arc;
 pub mod vdcm_kernel;
 
 pub mod config;
+pub mod dirty;
 pub mod host;
 pub mod irqs;
 pub mod layout;
+pub mod migration;
 pub mod registry;
 pub mod tenant;
 pub mod vdev;
@@ -42,6 +44,8 @@ module! {
     authors: ["The VDCM developers"],
     description: "SIOV Virtual Device Composition Module (vfio-mdev + iommufd)",
     license: "GPL",
+    // iova_bitmap_set(), for DMA dirty logging.
+    imports_ns: ["IOMMUFD"],
 }
 
 /// Entry point of the PF contract: the version this VDCM implements.

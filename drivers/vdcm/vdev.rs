@@ -36,11 +36,14 @@ use kernel::uaccess::UserSliceWriter;
 use crate::config;
 use crate::config::ConfigEvent;
 use crate::config::ConfigSpace;
+use crate::dirty::DirtyLog;
 use crate::host::PfLink;
 use crate::host::Reservation;
 use crate::irqs::Irqs;
 use crate::layout::AdiType;
 use crate::layout::Target;
+use crate::migration;
+use crate::migration::MigCtl;
 use crate::tenant::AdiTenant;
 use crate::vdcm_kernel::pasid::Pasid;
 use crate::vdcm_kernel::pf_host::PfAdi;
@@ -49,7 +52,12 @@ use crate::vdcm_kernel::revocable::RevocableGuard;
 use crate::vdcm_kernel::revocable::SleepableRevocable;
 use crate::vdcm_kernel::tenant::Tenant;
 use crate::vdcm_kernel::vfio;
+use crate::vdcm_kernel::vfio::migration::flags as mig_flags;
+use crate::vdcm_kernel::vfio::migration::DataFile;
+use crate::vdcm_kernel::vfio::migration::MigState;
+use crate::vdcm_kernel::vfio::migration::MigrationStream;
 use crate::vdcm_kernel::vfio::pci;
+use crate::vdcm_kernel::wire::Writer;
 
 /// `dev_err!`, rate limited per ADI (see [`RateLimit`]): for errors user
 /// space can provoke at will, which must not flood the kernel log.
@@ -100,9 +108,10 @@ pub struct Adi {
     /// Whether the device was taken from a user who did not release it
     /// when asked: every call then fails with `ENODEV`.
     revoked: Atomic<bool>,
-    /// Serialises the ADI's lifecycle changes (see the locking notes).
+    /// Serialises the ADI's lifecycle changes (see the locking notes) and
+    /// holds its migration state.
     #[pin]
-    ctl: Mutex<()>,
+    ctl: Mutex<MigCtl>,
     /// The PF's side of the ADI, until it is removed. Callers borrow it
     /// without a lock; removal waits for them and destroys it.
     #[pin]
@@ -115,6 +124,9 @@ pub struct Adi {
     bus_master: Atomic<bool>,
     #[pin]
     irqs: Mutex<Irqs>,
+    /// DMA dirty logging, while a migration asks for it.
+    #[pin]
+    dirty: DirtyLog,
     traps: TrapCounters,
     counters: AdiCounters,
     /// Limits the errors user space can make the ADI log.
@@ -165,12 +177,13 @@ impl Adi {
             pasid,
             tenant,
             revoked: Atomic::new(false),
-            ctl <- new_mutex!(()),
+            ctl <- new_mutex!(MigCtl::default()),
             pf <- SleepableRevocable::new(pf),
             config <- new_mutex!(config),
             memory_enabled: Atomic::new(false),
             bus_master: Atomic::new(false),
             irqs <- new_mutex!(irqs),
+            dirty <- DirtyLog::new(),
             traps: TrapCounters {
                 bars: [const { Atomic::new(0) }; 6],
                 config: Atomic::new(0),
@@ -191,6 +204,11 @@ impl Adi {
     /// The PF the ADI is made of.
     pub fn link(&self) -> &Arc<PfLink> {
         &self.link
+    }
+
+    /// The ADI's DMA dirty log.
+    pub fn dirty(&self) -> &DirtyLog {
+        &self.dirty
     }
 
     /// The ADI's PASID.
@@ -225,7 +243,8 @@ impl Adi {
     /// device is unregistered, so no user can reach it any more, and while
     /// the PF is still registered.
     pub fn destroy_pf_side(&self) {
-        let _ctl = self.ctl.lock();
+        let mut ctl = self.ctl.lock();
+        ctl.end_streams();
         // Waits for callers still inside the PF's side (a counters read).
         if let Some(pf) = self.pf.revoke() {
             pf.reset();
@@ -249,8 +268,11 @@ impl Adi {
 
     /// A function reset: the PF's part first (its queues stop, work in
     /// flight finishes, its registers and pages are cleared), then every
-    /// pin, config space, MSI-X and the masks. The caller holds `ctl`.
-    fn reset_locked(&self) {
+    /// pin, config space, MSI-X and the masks. A migration in progress is
+    /// abandoned: its data stream ends and the state is RUNNING again.
+    fn reset_locked(&self, ctl: &mut MigCtl) {
+        ctl.end_streams();
+        ctl.state = MigState::Running;
         if let Some(pf) = self.pf() {
             pf.reset();
         }
@@ -264,8 +286,8 @@ impl Adi {
 
     /// A function reset; see [`Adi::reset_locked`].
     pub fn reset(&self) {
-        let _ctl = self.ctl.lock();
-        self.reset_locked();
+        let mut ctl = self.ctl.lock();
+        self.reset_locked(&mut ctl);
     }
 
     /// Splits a file offset into a region index and an offset inside it.
@@ -423,10 +445,11 @@ impl Adi {
     /// before the device can go; until then it holds nothing of the PF's
     /// work.
     fn revoke(dev: &vfio::Device<Self>) {
-        let _ctl = dev.ctl.lock();
+        let mut ctl = dev.ctl.lock();
         if dev.revoked.xchg(true, Relaxed) {
             return;
         }
+        ctl.end_streams();
         if let Some(pf) = dev.pf() {
             pf.reset();
         }
@@ -436,6 +459,145 @@ impl Adi {
             dev.parent(),
             "the user did not release the device when asked: revoked, it answers -ENODEV until closed\n"
         );
+    }
+
+    /// The whole migration stream of the ADI as it is now: header, config
+    /// space, MSI-X, the PF's part and the end mark (see `migration`). The
+    /// PF is quiesced.
+    fn save_stream(&self) -> Result<KVVec<u8>> {
+        let ty = self.ty();
+        let mut buf = KVVec::from_elem(0u8, migration::max_len(ty), GFP_KERNEL)?;
+        let mut part = KVVec::from_elem(
+            0u8,
+            config::CONFIG_SPACE_SIZE.max(ty.state_size),
+            GFP_KERNEL,
+        )?;
+        let mut w = Writer::new(&mut buf);
+        migration::write_header(ty, &mut w)?;
+        let image = part.get_mut(..config::CONFIG_SPACE_SIZE).ok_or(EINVAL)?;
+        self.config.lock().save_image(image)?;
+        migration::write_section(&mut w, migration::Section::Config, image)?;
+        let msix = w.reserve(8 + Irqs::saved_size(ty.msix.vectors))?;
+        let (head, body) = msix.split_at_mut(8);
+        self.irqs.lock().save(&mut Writer::new(body))?;
+        let mut hw = Writer::new(head);
+        hw.u32(migration::Section::Msix as u32)?;
+        hw.u32(body.len() as u32)?;
+        let pf_part = part.get_mut(..ty.state_size).ok_or(EINVAL)?;
+        let n = self.pf().ok_or(ENODEV)?.save(pf_part)?;
+        migration::write_section(
+            &mut w,
+            migration::Section::Pf,
+            pf_part.get(..n).ok_or(EINVAL)?,
+        )?;
+        let crc = crate::vdcm_kernel::crc::crc32c(!0, w.written());
+        migration::write_end(&mut w, crc)?;
+        let len = w.len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Applies a migration stream, checking all of it first; on error the
+    /// core's state is unchanged (the PF's part is as after a reset).
+    fn load_stream(&self, dev: &vfio::Device<Self>, data: &[u8]) -> Result {
+        let parsed = migration::parse(self.ty(), data).map_err(|r| {
+            dev_err!(dev.parent(), "migration stream refused: {}\n", r.why);
+            r.errno
+        })?;
+        if let Err(at) = self.config.lock().check_image(parsed.config) {
+            dev_err!(
+                dev.parent(),
+                "migration stream refused: its config space differs at {:#x} in bits the guest cannot write\n",
+                at.unwrap_or(0)
+            );
+            return Err(EINVAL);
+        }
+        self.irqs.lock().check_saved(parsed.msix).inspect_err(|_| {
+            dev_err!(dev.parent(), "migration stream refused: bad MSI-X state\n");
+        })?;
+        let pf = self.pf().ok_or(ENODEV)?;
+        pf.reset();
+        self.tenant.ops().drop_pins(|_| true);
+        pf.quiesce()?;
+        pf.restore(parsed.pf).inspect_err(|e| {
+            dev_err!(
+                dev.parent(),
+                "migration stream refused by the PF: {:?}\n",
+                e
+            );
+        })?;
+        let mut config = self.config.lock();
+        config.load_image(parsed.config)?;
+        self.memory_enabled.store(config.memory_enabled(), Relaxed);
+        self.bus_master.store(config.bus_master_enabled(), Relaxed);
+        drop(config);
+        self.irqs.lock().load(parsed.msix)
+    }
+
+    /// One arc of the migration state machine, from `cur` to `next`.
+    fn mig_step(
+        &self,
+        dev: &vfio::Device<Self>,
+        ctl: &mut MigCtl,
+        cur: MigState,
+        next: MigState,
+    ) -> Result<Option<DataFile>> {
+        use MigState::*;
+        let pf = || self.pf().ok_or(ENODEV);
+        match (cur, next) {
+            (Running, RunningP2p) | (PreCopy, PreCopyP2p) => pf()?.quiesce().map(|()| None),
+            (RunningP2p, Running) | (PreCopyP2p, PreCopy) => {
+                pf()?.unquiesce();
+                Ok(None)
+            }
+            (RunningP2p, Stop) | (Stop, RunningP2p) => Ok(None),
+            (Running, PreCopy) | (RunningP2p, PreCopyP2p) => {
+                // The initial data is the header: the destination can
+                // refuse another type before the device stops.
+                let mut header = [0u8; migration::HEADER_LEN];
+                migration::write_header(self.ty(), &mut Writer::new(&mut header))?;
+                let s = MigrationStream::new_save()?;
+                s.append(&header, false)?;
+                s.set_precopy(Some(dev.precopy_info_v2()));
+                let file = s.open_file()?;
+                ctl.save = Some(s);
+                Ok(Some(file))
+            }
+            (PreCopyP2p, StopCopy) => {
+                let s = ctl.save.as_ref().ok_or(EINVAL)?;
+                let stream = self.save_stream()?;
+                s.set_precopy(None);
+                s.append(stream.get(migration::HEADER_LEN..).ok_or(EINVAL)?, true)?;
+                Ok(None)
+            }
+            (Stop, StopCopy) => {
+                let stream = self.save_stream()?;
+                let s = MigrationStream::new_save()?;
+                s.append(&stream, true)?;
+                let file = s.open_file()?;
+                ctl.save = Some(s);
+                Ok(Some(file))
+            }
+            (PreCopy, Running) | (PreCopyP2p, RunningP2p) | (StopCopy, Stop) => {
+                ctl.end_streams();
+                Ok(None)
+            }
+            (Stop, Resuming) => {
+                let s = MigrationStream::new_resume(migration::max_len(self.ty()))?;
+                let file = s.open_file()?;
+                ctl.resume = Some(s);
+                Ok(Some(file))
+            }
+            (Resuming, Stop) => {
+                let s = ctl.resume.clone().ok_or(EINVAL)?;
+                // The stream stays open on error: the user may write what
+                // was missing and try again, or reset.
+                s.with_data(|data| self.load_stream(dev, data))?;
+                ctl.end_streams();
+                Ok(None)
+            }
+            _ => Err(EINVAL),
+        }
     }
 
     /// Carries out a validated `VFIO_DEVICE_SET_IRQS`.
@@ -527,13 +689,14 @@ impl vfio::Driver for Adi {
     }
 
     fn close(dev: &vfio::Device<Self>) {
-        let _ctl = dev.ctl.lock();
+        let mut ctl = dev.ctl.lock();
         // The PF's queues stop first (work in flight finishes) and every
         // pin goes, then the DMA and interrupt path is revoked: a PF still
         // holding the tenant reaches nothing, and the device holds no
         // reference to itself. The next user finds the device as after a
         // reset.
-        dev.reset_locked();
+        dev.reset_locked(&mut ctl);
+        dev.dirty.stop();
         dev.tenant.ops().detach();
         dev.irqs.lock().clear();
     }
@@ -692,6 +855,94 @@ impl vfio::Driver for Adi {
             hit
         );
         dev.irqs.lock().notify_error();
+    }
+
+    fn migration_flags(adi: &Self) -> u32 {
+        if adi.ty().state_size == 0 {
+            return 0;
+        }
+        mig_flags::STOP_COPY | mig_flags::P2P | mig_flags::PRE_COPY
+    }
+
+    fn migration_set_state(dev: &vfio::Device<Self>, new: MigState) -> Result<Option<DataFile>> {
+        dev.check_live()?;
+        let mut ctl = dev.ctl.lock();
+        let mut file = None;
+        while ctl.state != new {
+            let cur = ctl.state;
+            let next = dev.next_mig_state(cur, new).inspect_err(|_| {
+                adi_err!(
+                    dev,
+                    dev.parent(),
+                    "migration state {:?} cannot reach {:?}\n",
+                    cur,
+                    new
+                )
+            })?;
+            let step = dev.mig_step(dev, &mut ctl, cur, next).inspect_err(|e| {
+                adi_err!(
+                    dev,
+                    dev.parent(),
+                    "migration from {:?} to {:?} failed (errno {}); the device stays in {:?}\n",
+                    cur,
+                    next,
+                    -e.to_errno(),
+                    cur
+                )
+            })?;
+            ctl.state = next;
+            // The core's arcs open a data file only on the last step.
+            file = step.or(file);
+        }
+        Ok(file)
+    }
+
+    fn log_start(
+        dev: &vfio::Device<Self>,
+        ranges: &[vfio::dirty::IovaRange],
+        page_size: &mut u64,
+    ) -> Result {
+        dev.check_live()?;
+        dev.dirty.start(ranges, page_size).inspect_err(|e| {
+            adi_err!(
+                dev,
+                dev.parent(),
+                "DMA dirty logging not started: {:?}\n",
+                e
+            )
+        })
+    }
+
+    fn log_stop(dev: &vfio::Device<Self>) -> Result {
+        dev.dirty.stop();
+        Ok(())
+    }
+
+    fn log_read_and_clear(
+        dev: &vfio::Device<Self>,
+        iova: u64,
+        length: u64,
+        dirty: &mut vfio::dirty::IovaBitmap<'_>,
+    ) -> Result {
+        dev.dirty.read_and_clear(iova, length, dirty)?;
+        // The PF may write pages pinned for writing without the core
+        // seeing it: they count dirty for as long as they are pinned.
+        let end = iova.saturating_add(length);
+        dev.tenant.ops().written_pins(|at, len| {
+            let (lo, hi) = (at.max(iova), at.saturating_add(len).min(end));
+            if lo < hi {
+                dirty.set(lo, hi - lo);
+            }
+        });
+        Ok(())
+    }
+
+    fn migration_get_state(dev: &vfio::Device<Self>) -> Result<MigState> {
+        Ok(dev.ctl.lock().state)
+    }
+
+    fn migration_data_size(dev: &vfio::Device<Self>) -> Result<usize> {
+        Ok(migration::max_len(dev.ty()))
     }
 
     fn request(dev: &vfio::Device<Self>, count: u32) {

@@ -160,6 +160,21 @@ impl<T: Driver> UnregisteredDevice<T> {
         // SAFETY: the device is not registered yet, so nothing else reads
         // `ops`; the table is static.
         unsafe { (*raw).ops = const { &DeviceVTable::<T>::OPS } };
+        if T::HAS_MIGRATION_SET_STATE {
+            // SAFETY: `data` is initialised (above) and not moved.
+            let flags = T::migration_flags(unsafe { &*data_slot });
+            if flags != 0 {
+                // SAFETY: not registered yet, as for `ops`; the core reads
+                // both from registration on.
+                unsafe {
+                    (*raw).migration_flags = flags;
+                    (*raw).mig_ops = const { &super::migration::MigVTable::<T>::OPS };
+                    if T::HAS_LOG_START {
+                        (*raw).log_ops = const { &super::dirty::LogVTable::<T>::OPS };
+                    }
+                }
+            }
+        }
         // SAFETY: `this` is valid, carries one reference that we hand over
         // to the `ARef`, and satisfies the type invariants from here on.
         let dev = unsafe { ARef::from_raw(NonNull::new_unchecked(this)) };

@@ -34,7 +34,7 @@ pub const DEVICE_SET_IRQS: u32 = vfio_io(10);
 pub const DEVICE_RESET: u32 = vfio_io(11);
 
 /// `_IO(VFIO_TYPE, VFIO_BASE + nr)`: bindgen cannot evaluate the macro.
-const fn vfio_io(nr: u32) -> u32 {
+pub(super) const fn vfio_io(nr: u32) -> u32 {
     ((bindings::VFIO_TYPE as u32) << 8) | (bindings::VFIO_BASE + nr)
 }
 

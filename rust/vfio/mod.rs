@@ -22,7 +22,7 @@
 //! allocation and registration; `vtable.rs` the C ops table; `ioctl.rs`
 //! the device ioctls; `irq.rs` `SET_IRQS`; `region.rs` region info and its
 //! capabilities; `mmap.rs` mapping pages; `dma.rs` DMA and pinning;
-//! `pci.rs` the vfio-pci constants.
+//! `pci.rs` the vfio-pci constants; `migration.rs` migration v2; `dirty.rs` DMA dirty logging.
 
 use kernel::error::VTABLE_DEFAULT_ERROR;
 use kernel::prelude::*;
@@ -32,9 +32,11 @@ use kernel::uaccess::UserSliceWriter;
 use super::bindings;
 
 mod device;
+pub mod dirty;
 mod dma;
 mod ioctl;
 mod irq;
+pub mod migration;
 mod mmap;
 pub mod pci;
 mod region;
@@ -119,6 +121,61 @@ pub trait Driver: Sized + Send + Sync {
     /// the device is attached to: stop using it and release every pin in it
     /// before returning.
     fn dma_unmap(_dev: &Device<Self>, _iova: u64, _length: u64) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Which migration arcs the device supports ([`migration::flags`]),
+    /// asked once, before the device is registered; 0 (the default)
+    /// offers no migration for it.
+    fn migration_flags(_data: &Self) -> u32 {
+        0
+    }
+
+    /// Takes the device from its migration state to `new`, one arc at a
+    /// time ([`Device::next_mig_state`]); returns the data file of an arc
+    /// that opens one (to STOP_COPY, PRE_COPY or RESUMING).
+    fn migration_set_state(
+        _dev: &Device<Self>,
+        _new: migration::MigState,
+    ) -> Result<Option<migration::DataFile>> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The device's migration state.
+    fn migration_get_state(_dev: &Device<Self>) -> Result<migration::MigState> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The bytes a STOP_COPY would produce now, at most.
+    fn migration_data_size(_dev: &Device<Self>) -> Result<usize> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Starts logging the device's DMA writes into `ranges` (checked by
+    /// the core: aligned, disjoint); `page_size` is the granularity asked
+    /// for, which the driver may change to the one it logs at. Offered
+    /// only with migration.
+    fn log_start(
+        _dev: &Device<Self>,
+        _ranges: &[dirty::IovaRange],
+        _page_size: &mut u64,
+    ) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Stops logging.
+    fn log_stop(_dev: &Device<Self>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Sets in `dirty` every page of `[iova, iova + length)` written since
+    /// the last call, and forgets them.
+    fn log_read_and_clear(
+        _dev: &Device<Self>,
+        _iova: u64,
+        _length: u64,
+        _dirty: &mut dirty::IovaBitmap<'_>,
+    ) -> Result {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 }

@@ -32,6 +32,11 @@
  * the PF polls it, once a jiffy while any ADI exists -- where a hardware PF
  * would have its doorbell write start the queue.
  *
+ * Migration: a quiesced ADI's doorbell is not served (a store made then
+ * waits in the page); its saved state is struct cpf_state, the registers
+ * and the doorbell word, so a doorbell rung but not served yet is served
+ * on the destination.
+ *
  * Locks: cpf_pf.lock protects the list of ADIs and is held by the poller
  * for a whole pass; cpf_adi.lock protects one ADI's registers and counters
  * and is held while its doorbell is served. Order: cpf_pf.lock, then
@@ -117,6 +122,26 @@ struct cpf_regs {
 	u32 count;
 };
 
+/* struct cpf_state.magic: "CPFS", and the layout's version. */
+#define CPF_STATE_MAGIC		0x53465043
+#define CPF_STATE_VERSION	1
+
+/**
+ * struct cpf_state - the saved state of one ADI (little endian)
+ * @magic: CPF_STATE_MAGIC
+ * @version: CPF_STATE_VERSION
+ * @doorbell: the doorbell word as the tenant left it
+ * @regs: the register file
+ *
+ * The PASID is not in it: each ADI keeps its own.
+ */
+struct cpf_state {
+	__le32 magic;
+	__le32 version;
+	__le32 doorbell;
+	__le32 regs[7];
+};
+
 /**
  * struct cpf_adi - the PF's side of one ADI
  * @node: entry in &cpf_pf.adis
@@ -127,6 +152,7 @@ struct cpf_regs {
  * @lock: protects @regs, the counters and @buf; held while a doorbell is
  *        served, so a reset waits for one in flight
  * @regs: the register file
+ * @quiesced: stopped for a migration: the doorbell is not served
  * @checksums: counter "checksums": doorbells that produced a RESULT
  * @bytes: counter "bytes": bytes checksummed
  * @faults: counter "faults": doorbells whose buffer could not be read
@@ -140,6 +166,7 @@ struct cpf_adi {
 	u8 *buf;
 	struct mutex lock; /* registers, counters, buf; held while serving */
 	struct cpf_regs regs;
+	bool quiesced;
 	u64 checksums;
 	u64 bytes;
 	u64 faults;
@@ -225,6 +252,7 @@ static const struct vdcm_adi_type cpf_types[] = {
 		.pool = 0,
 		.units = 1,
 		.nr_pins = 0,
+		.state_size = sizeof(struct cpf_state),
 	},
 };
 
@@ -543,7 +571,111 @@ static void cpf_reset(struct vdcm_pf *pf, void *adi)
 	memset(&a->regs, 0, sizeof(a->regs));
 	memset(a->buf, 0, CPF_BUF_MAX);
 	clear_page(page_address(a->doorbell));
+	a->quiesced = false;
 	mutex_unlock(&a->lock);
+}
+
+/**
+ * cpf_quiesce() - &vdcm_pf_ops.quiesce: stop serving the doorbell
+ * @pf: the PF
+ * @adi: the ADI
+ *
+ * Taking the ADI's lock waits for a doorbell being served, with its
+ * interrupt; after that the poller leaves the doorbell alone.
+ *
+ * Return: 0.
+ */
+static int cpf_quiesce(struct vdcm_pf *pf, void *adi)
+{
+	struct cpf_adi *a = adi;
+
+	mutex_lock(&a->lock);
+	a->quiesced = true;
+	mutex_unlock(&a->lock);
+	return 0;
+}
+
+/**
+ * cpf_unquiesce() - &vdcm_pf_ops.unquiesce: serve the doorbell again
+ * @pf: the PF
+ * @adi: the ADI
+ *
+ * A doorbell rung while quiesced (or restored rung) is served at the next
+ * poll.
+ */
+static void cpf_unquiesce(struct vdcm_pf *pf, void *adi)
+{
+	struct cpf_adi *a = adi;
+
+	mutex_lock(&a->lock);
+	a->quiesced = false;
+	mutex_unlock(&a->lock);
+}
+
+/**
+ * cpf_save() - &vdcm_pf_ops.save: the ADI's state, for a migration
+ * @pf: the PF
+ * @adi: the ADI, quiesced
+ * @buf: where struct cpf_state goes
+ * @len: room in @buf
+ *
+ * Return: the bytes written, or -ENOSPC if @buf is too small.
+ */
+static int cpf_save(struct vdcm_pf *pf, void *adi, void *buf, u32 len)
+{
+	struct cpf_adi *a = adi;
+	struct cpf_state *s = buf;
+	const u32 *regs = (const u32 *)&a->regs;
+	int i;
+
+	BUILD_BUG_ON(sizeof(a->regs) != sizeof(s->regs));
+	if (len < sizeof(*s))
+		return -ENOSPC;
+	mutex_lock(&a->lock);
+	s->magic = cpu_to_le32(CPF_STATE_MAGIC);
+	s->version = cpu_to_le32(CPF_STATE_VERSION);
+	s->doorbell = cpu_to_le32(READ_ONCE(*(u32 *)page_address(a->doorbell)));
+	for (i = 0; i < ARRAY_SIZE(s->regs); i++)
+		s->regs[i] = cpu_to_le32(regs[i]);
+	mutex_unlock(&a->lock);
+	return sizeof(*s);
+}
+
+/**
+ * cpf_restore() - &vdcm_pf_ops.restore: take over a migrated ADI's state
+ * @pf: the PF
+ * @adi: the ADI, quiesced and freshly reset
+ * @buf: struct cpf_state, as cpf_save() wrote it
+ * @len: its bytes
+ *
+ * Checks the whole state before it changes anything: a wrong size, magic
+ * or version, a STATUS bit the device never sets or a BUF_LEN it would
+ * refuse is -EINVAL, and the ADI is left as it was.
+ *
+ * Return: 0 or -EINVAL.
+ */
+static int cpf_restore(struct vdcm_pf *pf, void *adi, const void *buf, u32 len)
+{
+	struct cpf_adi *a = adi;
+	const struct cpf_state *s = buf;
+	struct cpf_regs r;
+	u32 *regs = (u32 *)&r;
+	int i;
+
+	if (len != sizeof(*s) || le32_to_cpu(s->magic) != CPF_STATE_MAGIC ||
+	    le32_to_cpu(s->version) != CPF_STATE_VERSION)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(s->regs); i++)
+		regs[i] = le32_to_cpu(s->regs[i]);
+	if (r.status & ~(CPF_STATUS_DONE | CPF_STATUS_ERROR) ||
+	    r.buf_len > CPF_BUF_MAX)
+		return -EINVAL;
+
+	mutex_lock(&a->lock);
+	a->regs = r;
+	WRITE_ONCE(*(u32 *)page_address(a->doorbell), le32_to_cpu(s->doorbell));
+	mutex_unlock(&a->lock);
+	return 0;
 }
 
 /**
@@ -590,6 +722,10 @@ static const struct vdcm_pf_ops cpf_ops = {
 	.reset = cpf_reset,
 	.unpinned = cpf_unpinned,
 	.counters = cpf_counters,
+	.quiesce = cpf_quiesce,
+	.unquiesce = cpf_unquiesce,
+	.save = cpf_save,
+	.restore = cpf_restore,
 };
 
 /**
@@ -645,7 +781,7 @@ static void cpf_poll(struct work_struct *work)
 		u32 *bell = page_address(a->doorbell);
 
 		mutex_lock(&a->lock);
-		if (READ_ONCE(*bell) && xchg(bell, 0))
+		if (!a->quiesced && READ_ONCE(*bell) && xchg(bell, 0))
 			cpf_serve_doorbell(a);
 		mutex_unlock(&a->lock);
 	}

@@ -12,9 +12,20 @@
 //! tenant with no trap.
 //!
 //! Locking: `ctl` (one register action with effects at a time, held
-//! across the queue-pair operations) before `regs`, which is never held
-//! across a call into the queue pairs or the tenant. Plain register stores
-//! take `regs` only.
+//! across the queue-pair operations; it also says whether the ADI is
+//! quiesced for a migration) before `regs`, which is never held across a
+//! call into the queue pairs or the tenant. Plain register stores take
+//! `regs` only.
+//!
+//! Migration: quiescing pauses every queue pair or portal of the ADI (the
+//! engine finishes the descriptor it is on and fetches no more; what the
+//! tenant writes to the doorbell page meanwhile waits there). The saved
+//! state is [`STATE_MAGIC`], [`STATE_VERSION`], the backing kind, the
+//! register file ([`Bar0::save`]) and, per queue, whether it runs, its
+//! head and its doorbell (or portal) page, so submitted work that was not
+//! fetched yet runs on the destination. PASIDs are not in it: each ADI
+//! keeps its own, and the guest's `PASID` register reads the one of the
+//! ADI it runs on.
 
 use kernel::new_mutex;
 use kernel::page::Page;
@@ -34,6 +45,7 @@ use crate::regs::Bar0Effect;
 use crate::regs::QueueError;
 use crate::regs::QueueState;
 use crate::sim_pf::QpStats;
+use crate::sim_pf::Ring;
 use crate::sim_pf::SimPf;
 use crate::vdcm_kernel::pf;
 use crate::vdcm_kernel::pf::AdiType;
@@ -42,6 +54,8 @@ use crate::vdcm_kernel::pf::PfDriver;
 use crate::vdcm_kernel::pf::Range;
 use crate::vdcm_kernel::pf::RangeKind;
 use crate::vdcm_kernel::tenant::TenantRef;
+use crate::vdcm_kernel::wire::Reader;
+use crate::vdcm_kernel::wire::Writer;
 
 /// The PF's pools: its queue pairs, and its portals.
 pub const POOL_QPS: u32 = 0;
@@ -81,6 +95,18 @@ const FOUR_PAGES: &[Range] = &[Range {
     size: 4 * PAGE_SIZE as u32,
 }];
 
+/// First word of an ADI's saved state ("VSIM").
+pub const STATE_MAGIC: u32 = 0x4d49_5356;
+/// Version of the saved state's layout.
+pub const STATE_VERSION: u16 = 1;
+/// Bytes saved per queue: running flag, head, and its page.
+const QUEUE_STATE: usize = 1 + 4 + PAGE_SIZE;
+
+/// Bytes of the saved state of an ADI with `queues` queues.
+const fn state_size(queues: u16) -> u32 {
+    (4 + 2 + 1 + Bar0::saved_size(queues) + queues as usize * QUEUE_STATE) as u32
+}
+
 /// MSI-X vectors of an ADI: one per queue plus one for errors.
 const fn vectors_for(queues: u16) -> u16 {
     queues + 1
@@ -116,6 +142,7 @@ const fn adi_type(
         units,
         // One pin per queue: its ring, while it runs.
         pins: queues as u32,
+        state_size: state_size(queues),
     }
 }
 
@@ -166,10 +193,21 @@ enum Backing {
 pub struct SimAdi {
     backing: Backing,
     tenant: TenantRef,
+    /// Held across register actions; `true` while quiesced.
     #[pin]
-    ctl: Mutex<()>,
+    ctl: Mutex<bool>,
     #[pin]
     regs: Mutex<Bar0>,
+}
+
+impl Backing {
+    /// The kind, as the saved state records it.
+    fn kind(&self) -> u8 {
+        match self {
+            Backing::Dedicated(_) => 0,
+            Backing::Shared(_) => 1,
+        }
+    }
 }
 
 impl SimAdi {
@@ -232,8 +270,16 @@ impl SimPf {
         }
     }
 
-    /// Validates queue `q`'s registers, pins its ring and starts it.
-    fn start_queue(&self, adi: &SimAdi, q: u16) -> core::result::Result<QueueState, QueueError> {
+    /// Validates queue `q`'s registers, pins its ring and starts it (at
+    /// `head`, with the doorbell `page` of a migrated tenant, or afresh),
+    /// paused while the ADI is quiesced.
+    fn start_queue(
+        &self,
+        adi: &SimAdi,
+        q: u16,
+        paused: bool,
+        resume: Option<(u32, &[u8])>,
+    ) -> core::result::Result<QueueState, QueueError> {
         let (ring, vector, enabled) = {
             let regs = adi.regs.lock();
             (
@@ -250,7 +296,7 @@ impl SimPf {
             Backing::Shared(portal) => {
                 // A portal's ring is its page: no ring registers to check
                 // and nothing to pin.
-                self.portal_enable(*portal, true, vector)
+                self.portal_set(*portal, true, vector, resume, paused)
                     .map_err(|_| QueueError::PfRefused)?;
                 return Ok(QueueState::Running);
             }
@@ -267,16 +313,22 @@ impl SimPf {
         adi.tenant
             .pin(u32::from(q), base, bytes, false)
             .map_err(|_| QueueError::RingFault)?;
-        if self.qp_start(qp, base, size, vector).is_err() {
+        let ring = Ring {
+            base,
+            size,
+            head: resume.map_or(0, |(head, _)| head),
+        };
+        let page = resume.map(|(_, page)| page);
+        if self.qp_start_at(qp, ring, vector, paused, page).is_err() {
             adi.tenant.unpin(u32::from(q));
             return Err(QueueError::PfRefused);
         }
         Ok(QueueState::Running)
     }
 
-    /// Acts on what a BAR0 write asked for. The caller holds `adi.ctl`,
-    /// not `adi.regs`.
-    fn apply(&self, adi: &SimAdi, effect: Bar0Effect) {
+    /// Acts on what a BAR0 write asked for. The caller holds `adi.ctl`
+    /// (whose value, `quiesced`, it passes), not `adi.regs`.
+    fn apply(&self, adi: &SimAdi, effect: Bar0Effect, quiesced: bool) {
         match effect {
             Bar0Effect::None => {}
             // The engine runs a queue's descriptors with the queue-pair
@@ -299,7 +351,9 @@ impl SimPf {
                 adi.regs.lock().reset();
             }
             Bar0Effect::QueueEnable(q) => {
-                let state = self.start_queue(adi, q).unwrap_or_else(QueueState::Failed);
+                let state = self
+                    .start_queue(adi, q, quiesced, None)
+                    .unwrap_or_else(QueueState::Failed);
                 adi.regs.lock().set_queue_state(q, state);
             }
             Bar0Effect::QueueDisable(q) | Bar0Effect::QueueReset(q) => {
@@ -310,6 +364,25 @@ impl SimPf {
                     regs.reset_queue(q);
                 }
             }
+        }
+    }
+
+    /// Pauses every queue of `adi`, or lets them go on.
+    fn pause_queues(&self, adi: &SimAdi, paused: bool) {
+        match &adi.backing {
+            Backing::Dedicated(qps) => qps.iter().for_each(|&qp| self.qp_pause(qp, paused)),
+            Backing::Shared(portal) => self.portal_pause(*portal, paused),
+        }
+    }
+
+    /// Whether queue `q` of `adi` runs, and the descriptors it consumed.
+    fn queue_position(&self, adi: &SimAdi, q: u16) -> Option<(bool, u32)> {
+        match &adi.backing {
+            Backing::Dedicated(qps) => {
+                let ring = self.qp_ring(*qps.get(usize::from(q))?);
+                Some((ring.is_some(), ring.map_or(0, |r| r.head)))
+            }
+            Backing::Shared(portal) => self.portal_position(*portal),
         }
     }
 
@@ -348,7 +421,7 @@ impl PfDriver for SimPf {
         let init = pin_init!(SimAdi {
             backing,
             tenant,
-            ctl <- new_mutex!(()),
+            ctl <- new_mutex!(false),
             regs <- new_mutex!(regs),
         });
         match slot.write_pin_init(init) {
@@ -390,9 +463,9 @@ impl PfDriver for SimPf {
             let _ = adi.regs.lock().write(access, size as usize, value);
             return Ok(());
         }
-        let _ctl = adi.ctl.lock();
+        let ctl = adi.ctl.lock();
         let effect = adi.regs.lock().write(access, size as usize, value);
-        self.apply(adi, effect);
+        self.apply(adi, effect, *ctl);
         Ok(())
     }
 
@@ -409,9 +482,10 @@ impl PfDriver for SimPf {
     }
 
     fn reset(&self, adi: &SimAdi) {
-        let _ctl = adi.ctl.lock();
+        let mut quiesced = adi.ctl.lock();
         self.stop_queues(adi);
         adi.regs.lock().reset();
+        *quiesced = false;
     }
 
     fn unpinned(&self, adi: &SimAdi, slot: u32) {
@@ -424,6 +498,84 @@ impl PfDriver for SimPf {
         adi.regs
             .lock()
             .set_queue_state(q, QueueState::Failed(QueueError::RingFault));
+    }
+
+    fn quiesce(&self, adi: &SimAdi) -> Result {
+        let mut quiesced = adi.ctl.lock();
+        self.pause_queues(adi, true);
+        *quiesced = true;
+        Ok(())
+    }
+
+    fn unquiesce(&self, adi: &SimAdi) {
+        let mut quiesced = adi.ctl.lock();
+        *quiesced = false;
+        self.pause_queues(adi, false);
+    }
+
+    fn save(&self, adi: &SimAdi, buf: &mut [u8]) -> Result<usize> {
+        let _ctl = adi.ctl.lock();
+        let mut w = Writer::new(buf);
+        w.u32(STATE_MAGIC)?;
+        w.u16(STATE_VERSION)?;
+        w.u8(adi.backing.kind())?;
+        adi.regs.lock().save(&mut w)?;
+        for q in 0..adi.num_queues() {
+            let (running, head) = self.queue_position(adi, q).ok_or(EINVAL)?;
+            w.u8(u8::from(running))?;
+            w.u32(head)?;
+            let page = w.reserve(PAGE_SIZE)?;
+            match &adi.backing {
+                Backing::Dedicated(qps) => {
+                    self.qp_doorbell_copy(*qps.get(usize::from(q)).ok_or(EINVAL)?, page)?
+                }
+                Backing::Shared(portal) => self.portal_page_copy(*portal, page)?,
+            }
+        }
+        Ok(w.len())
+    }
+
+    fn restore(&self, adi: &SimAdi, buf: &[u8]) -> Result {
+        let quiesced = adi.ctl.lock();
+        let mut r = Reader::new(buf);
+        if r.u32()? != STATE_MAGIC || r.u16()? != STATE_VERSION || r.u8()? != adi.backing.kind() {
+            return Err(EINVAL);
+        }
+        // Everything is checked before anything changes.
+        let regs = adi.regs.lock().restored(&mut r)?;
+        let mut queues = KVec::with_capacity(usize::from(adi.num_queues()), GFP_KERNEL)?;
+        for q in 0..adi.num_queues() {
+            let running = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(EINVAL),
+            };
+            let head = r.u32()?;
+            let page = r.bytes(PAGE_SIZE)?;
+            if running && !(regs.device_enabled() && regs.queue_enabled(q)) {
+                return Err(EINVAL);
+            }
+            queues.push((running, head, page), GFP_KERNEL)?;
+        }
+        if r.remaining() != 0 {
+            return Err(EINVAL);
+        }
+        *adi.regs.lock() = regs;
+        for (q, &(running, head, page)) in (0u16..).zip(queues.iter()) {
+            if !running {
+                continue;
+            }
+            if let Err(e) = self.start_queue(adi, q, *quiesced, Some((head, page))) {
+                // The ADI was reset before the restore: back to that.
+                self.stop_queues(adi);
+                adi.regs.lock().reset();
+                return Err(match e {
+                    QueueError::RingFault => EFAULT,
+                    _ => EINVAL,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn counters(&self, adi: &SimAdi, values: &mut [u64]) {

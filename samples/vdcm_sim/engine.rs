@@ -101,7 +101,9 @@ impl Poll for Engine {
         let mut started = false;
         let mut worked = false;
         for (i, q) in qps.iter_mut().enumerate() {
-            let (Some(ring), Some((_, tenant))) = (q.ring.as_mut(), q.binding.as_ref()) else {
+            let (Some(ring), Some((_, tenant)), false) =
+                (q.ring.as_mut(), q.binding.as_ref(), q.paused)
+            else {
                 continue;
             };
             started = true;
@@ -173,7 +175,7 @@ impl Poll for Engine {
         // The shared queue pair: each enabled portal's submissions, round
         // robin, each tagged with the portal's PASID (its tenant).
         for (i, p) in portals.iter_mut().enumerate() {
-            let (true, Some((_, tenant))) = (p.enabled, p.binding.as_ref()) else {
+            let (true, Some((_, tenant)), false) = (p.enabled, p.binding.as_ref(), p.paused) else {
                 continue;
             };
             started = true;

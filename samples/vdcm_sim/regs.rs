@@ -28,6 +28,8 @@
 use kernel::prelude::*;
 
 use crate::abi;
+use crate::vdcm_kernel::wire::Reader;
+use crate::vdcm_kernel::wire::Writer;
 
 /// Size of BAR0 in bytes.
 pub const BAR0_SIZE: u64 = abi::BAR0_SIZE;
@@ -560,6 +562,98 @@ impl Bar0 {
     /// Reports the device as enabled or not (`DEVSTS.enabled`).
     pub fn set_device_enabled(&mut self, enabled: bool) {
         self.devsts = DevSts::from(self.devsts).with_enabled(enabled).into_raw();
+    }
+
+    /// Bytes [`Bar0::save`] writes for `queues` queues.
+    pub const fn saved_size(queues: u16) -> usize {
+        2 + 4 * 3 + 8 + queues as usize * (8 + 4 * 3)
+    }
+
+    /// Writes the registers the guest set, for a migration: everything but
+    /// `DEVCAP` (the type's) and the PASIDs (the host's, which stay with
+    /// the ADI).
+    pub fn save(&self, w: &mut Writer<'_>) -> Result {
+        w.u16(self.num_queues())?;
+        w.u32(self.devctl)?;
+        w.u32(self.devsts)?;
+        w.u32(self.intctl)?;
+        w.u64(self.errlog)?;
+        for q in self.queues.iter() {
+            w.u64(q.ring_base)?;
+            w.u32(q.ring_size)?;
+            w.u32(q.control)?;
+            w.u32(q.status)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Bar0::save`] wrote into a register file of the same
+    /// geometry as `self`, checking it first: `EINVAL` for another queue
+    /// count or a value the guest could not have written (an unknown
+    /// control bit, a vector the ADI does not have, a misaligned ring),
+    /// and `self` is unchanged. The PASIDs stay `self`'s.
+    pub fn restored(&self, r: &mut Reader<'_>) -> Result<Bar0> {
+        if r.u16()? != self.num_queues() {
+            return Err(EINVAL);
+        }
+        let vectors = usize::from(self.vectors);
+        let devctl = r.u32()?;
+        let devsts = r.u32()?;
+        let intctl = r.u32()?;
+        let errlog = r.u64()?;
+        let vector_ok = |v: u64| usize::try_from(v).is_ok_and(|v| v < vectors);
+        if DevCtl::zeroed()
+            .with_enable(DevCtl::from(devctl).enable())
+            .into_raw()
+            != devctl
+            || !vector_ok(u64::from(IntCtl::from(intctl).error_vector().get()))
+        {
+            return Err(EINVAL);
+        }
+        let mut queues = KVec::with_capacity(self.queues.len(), GFP_KERNEL)?;
+        for q in self.queues.iter() {
+            let ring_base = r.u64()?;
+            let ring_size = r.u32()?;
+            let control = r.u32()?;
+            let status = r.u32()?;
+            let ctl = QueueCtl::from(control);
+            let kept = QueueCtl::zeroed()
+                .with_enable(ctl.enable())
+                .with_vector(ctl.vector());
+            if kept.into_raw() != control
+                || !vector_ok(u64::from(ctl.vector().get()))
+                || ring_base % RING_ALIGN != 0
+            {
+                return Err(EINVAL);
+            }
+            queues.push(
+                QueueRegs {
+                    ring_base,
+                    ring_size,
+                    control,
+                    status,
+                    pasid: q.pasid,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        // INVARIANT: the same queue and vector counts as `self`.
+        Ok(Bar0 {
+            devcap: self.devcap,
+            devctl,
+            devsts,
+            intctl,
+            errlog,
+            queues,
+            vectors: self.vectors,
+        })
+    }
+
+    /// Whether queue `index`'s `CONTROL.enable` is set.
+    pub fn queue_enabled(&self, index: u16) -> bool {
+        self.queues
+            .get(usize::from(index))
+            .is_some_and(|q| QueueCtl::from(q.control).enable().into())
     }
 }
 

@@ -73,6 +73,8 @@ pub struct Portal {
     pub head: u32,
     /// The ADI's MSI-X vector for completions, latched at enable.
     pub vector: u32,
+    /// Quiesced for a migration: submissions wait in the page.
+    pub paused: bool,
     /// Counters since allocation.
     pub stats: QpStats,
 }
@@ -100,6 +102,8 @@ pub struct Qp {
     pub ring: Option<Ring>,
     /// The ADI's MSI-X vector for completions, latched at start.
     pub vector: u32,
+    /// Quiesced for a migration: the ring is not fetched from.
+    pub paused: bool,
     /// Counters since allocation.
     pub stats: QpStats,
 }
@@ -362,29 +366,80 @@ impl SimPf {
     /// Starts queue pair `qp` on the ring at `ring_iova` of `ring_size`
     /// descriptors, signalling completions on MSI-X `vector` of its ADI.
     pub fn qp_start(&self, qp: u32, ring_iova: u64, ring_size: u32, vector: u32) -> Result {
+        let ring = Ring {
+            base: ring_iova,
+            size: ring_size,
+            head: 0,
+        };
+        self.qp_start_at(qp, ring, vector, false, None)
+    }
+
+    /// Starts queue pair `qp` on `ring` from `ring.head` (a fresh ring
+    /// starts at 0), paused or not. The doorbell page takes `page` (a
+    /// migrated tenant's), or reads 0 for a fresh ring.
+    pub fn qp_start_at(
+        &self,
+        qp: u32,
+        ring: Ring,
+        vector: u32,
+        paused: bool,
+        page: Option<&[u8]>,
+    ) -> Result {
         self.with_qp(qp, |q| {
             if q.binding.is_none() {
                 return Err(ENXIO);
             }
-            if !ring_size.is_power_of_two() || ring_iova % 64 != 0 {
+            if !ring.size.is_power_of_two() || ring.base % 64 != 0 {
                 return Err(EINVAL);
             }
-            // The tenant counts its tail from 0 for a fresh ring.
-            self.queues
-                .doorbells
-                .get(qp as usize)
-                .ok_or(EINVAL)?
-                .write_u32(DOORBELL_TAIL, 0)?;
-            q.ring = Some(Ring {
-                base: ring_iova,
-                size: ring_size,
-                head: 0,
-            });
+            let doorbell = self.queues.doorbells.get(qp as usize).ok_or(EINVAL)?;
+            match page {
+                Some(bytes) => doorbell.write(0, bytes)?,
+                // The tenant counts its tail from 0 for a fresh ring.
+                None => doorbell.write_u32(DOORBELL_TAIL, 0)?,
+            }
+            q.ring = Some(ring);
             q.vector = vector;
+            q.paused = paused;
             Ok(())
         })?;
         self.engine.kick();
         Ok(())
+    }
+
+    /// Pauses queue pair `qp` (its descriptor in flight finishes first:
+    /// the engine holds the table while it runs one) or lets it go on.
+    pub fn qp_pause(&self, qp: u32, paused: bool) {
+        let _ = self.with_qp(qp, |q| {
+            q.paused = paused;
+            Ok(())
+        });
+        if !paused {
+            self.engine.kick();
+        }
+    }
+
+    /// Copies queue pair `qp`'s doorbell page into `buf` (one page).
+    pub fn qp_doorbell_copy(&self, qp: u32, buf: &mut [u8]) -> Result {
+        self.queues
+            .doorbells
+            .get(qp as usize)
+            .ok_or(EINVAL)?
+            .read(0, buf)
+    }
+
+    /// Copies portal `portal`'s page into `buf` (one page).
+    pub fn portal_page_copy(&self, portal: u32, buf: &mut [u8]) -> Result {
+        self.queues
+            .portal_pages
+            .get(portal as usize)
+            .ok_or(EINVAL)?
+            .read(0, buf)
+    }
+
+    /// Queue pair `qp`'s ring, while started.
+    pub fn qp_ring(&self, qp: u32) -> Option<Ring> {
+        self.with_qp(qp, |q| Ok(q.ring)).ok().flatten()
     }
 
     /// Stops queue pair `qp`, waiting for descriptors in flight; its doorbell page is cleared.
@@ -392,6 +447,7 @@ impl SimPf {
         // Taking the lock waits for descriptors being processed.
         let _ = self.with_qp(qp, |q| {
             q.ring = None;
+            q.paused = false;
             // The next user of the queue pair reads nothing of this one.
             self.queues
                 .doorbells
@@ -436,6 +492,20 @@ impl SimPf {
     /// Accepts work through the portal (completions on MSI-X `vector`), or
     /// stops: waits for its work in flight and drops what was submitted.
     pub fn portal_enable(&self, portal: u32, enable: bool, vector: u32) -> Result {
+        self.portal_set(portal, enable, vector, None, false)
+    }
+
+    /// Enables or disables the portal; enabling at `head` (a migrated
+    /// tenant's, with its `page`) or at the page's tail as it is now, and
+    /// `paused` or not.
+    pub fn portal_set(
+        &self,
+        portal: u32,
+        enable: bool,
+        vector: u32,
+        head: Option<(u32, &[u8])>,
+        paused: bool,
+    ) -> Result {
         {
             // Taking the lock waits for the portal's work in flight.
             let mut table = self.queues.table.lock();
@@ -454,15 +524,49 @@ impl SimPf {
                 // of it stays readable by the next user of the ADI.
                 page.clear()?;
             }
-            // Work starts at the tail as it is now.
-            p.head = page.read_u32(PORTAL_TAIL)?;
+            p.head = match head {
+                Some((head, bytes)) => {
+                    page.write(0, bytes)?;
+                    head
+                }
+                // Work starts at the tail as it is now.
+                None => page.read_u32(PORTAL_TAIL)?,
+            };
             p.enabled = enable;
             p.vector = vector;
+            p.paused = enable && paused;
         }
         if enable {
             self.engine.kick();
         }
         Ok(())
+    }
+
+    /// Pauses the portal or lets it go on (see [`SimPf::qp_pause`]).
+    pub fn portal_pause(&self, portal: u32, paused: bool) {
+        {
+            let mut table = self.queues.table.lock();
+            if let Some(p) = table
+                .portals
+                .get_mut(portal as usize)
+                .filter(|p| p.allocated)
+            {
+                p.paused = paused && p.enabled;
+            }
+        }
+        if !paused {
+            self.engine.kick();
+        }
+    }
+
+    /// Whether the portal is enabled, and its head.
+    pub fn portal_position(&self, portal: u32) -> Option<(bool, u32)> {
+        let table = self.queues.table.lock();
+        table
+            .portals
+            .get(portal as usize)
+            .filter(|p| p.allocated)
+            .map(|p| (p.enabled, p.head))
     }
 
     /// Closes a portal, keeping its counters in the totals.

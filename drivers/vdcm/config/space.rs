@@ -259,6 +259,54 @@ impl ConfigSpace {
         Ok(())
     }
 
+    /// Copies the space as the guest sees it into `out`
+    /// ([`CONFIG_SPACE_SIZE`] bytes), for a migration.
+    pub fn save_image(&self, out: &mut [u8]) -> Result {
+        if out.len() != self.regs.len() {
+            return Err(EINVAL);
+        }
+        for (o, b) in out.iter_mut().zip(self.regs.iter()) {
+            *o = b.value;
+        }
+        Ok(())
+    }
+
+    /// Checks that `image` is the config space of a function like this
+    /// one: every bit the guest cannot write (IDs, capabilities, BAR
+    /// sizing) equals this space's reset value, and the power state is one
+    /// the function supports. Returns the offset of the first byte that
+    /// differs, as `Err(Some(offset))`; `Err(None)` for a wrong length.
+    pub fn check_image(&self, image: &[u8]) -> core::result::Result<(), Option<usize>> {
+        if image.len() != self.regs.len() {
+            return Err(None);
+        }
+        for (at, (&v, b)) in image.iter().zip(self.regs.iter()).enumerate() {
+            if (v ^ b.default) & !(b.wmask | b.w1c) != 0 {
+                return Err(Some(at));
+            }
+        }
+        if let Some(pm) = self.pm {
+            let ctrl = pm + PM_CTRL;
+            if image
+                .get(ctrl)
+                .is_some_and(|&s| matches!(u16::from(s) & PM_CTRL_STATE, 1 | 2))
+            {
+                return Err(Some(ctrl));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the space `image`, which [`ConfigSpace::check_image`]
+    /// accepted.
+    pub fn load_image(&mut self, image: &[u8]) -> Result {
+        self.check_image(image).map_err(|_| EINVAL)?;
+        for (b, &v) in self.regs.iter_mut().zip(image.iter()) {
+            b.value = v;
+        }
+        Ok(())
+    }
+
     /// Returns every register to its power-on value (for a function-level
     /// reset or `VFIO_DEVICE_RESET`).
     pub fn reset(&mut self) {

@@ -93,6 +93,6 @@ fi
 
 # The VM's run takes 13-21 minutes here (the nested guests 8-14 of them,
 # depending on how fast TCG runs on the day): allow 45.
-VM_TIMEOUT=${VM_TIMEOUT:-2700} "$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/check.sh" "$OUT_DIR" >/dev/null || true
+VM_TIMEOUT=${VM_TIMEOUT:-3600} "$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/check.sh" "$OUT_DIR" >/dev/null || true
 say "check took $((SECONDS - start)) s"
 exec python3 "$QT_DIR/tap.py" "$OUT_DIR"

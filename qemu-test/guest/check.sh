@@ -15,8 +15,8 @@ out=$1
 . "$(dirname "$0")/lib.sh"
 
 points=$out/guest-points.txt
-rm -rf "$out/kunit" "$out/guest-done" "$points"
-mkdir -p "$out/kunit"
+rm -rf "$out/kunit" "$out/points" "$out/guest-done" "$points"
+mkdir -p "$out/kunit" "$out/points"
 : >"$points"
 scratch=$(mktemp)
 
@@ -41,6 +41,8 @@ point() {
 	wanted "$name" || return 0
 	if "$@" >"$scratch" 2>&1; then
 		echo "ok - $name" >>"$points"
+		# What a passing point printed (its figures), for the record.
+		cp "$scratch" "$out/points/$name.log"
 	else
 		echo "not ok - $name" >>"$points"
 		sed 's/^/# /' "$scratch" >>"$points"
@@ -52,13 +54,14 @@ kunit_suites() {
 	ls "$DEBUGFS/kunit" 2>/dev/null | sort
 }
 
-# insmod MODULE and keep the results of the KUnit suites it registered
+# insmod MODULE [PARAMS...] and keep the results of the KUnit suites it registered
 # (KUnit runs a module's suites at load; their debugfs entries disappear
 # again on unload).
 insmod_with_kunit() {
 	local ko=$1 before after suite n
+	shift
 	before=$(kunit_suites)
-	insmod "$ko" || return 1
+	insmod "$ko" "$@" || return 1
 	after=$(kunit_suites)
 	n=$(ls "$out/kunit" | wc -l)
 	for suite in $(comm -13 <(echo "$before") <(echo "$after")); do
@@ -76,7 +79,8 @@ mount_debugfs
 point mtty_module_load modprobe mtty
 point vdcm_module_load insmod_with_kunit "$VDCM_KO"
 point vdcm_kunit_suites_registered vdcm_has_kunit
-point vdcm_sim_module_load insmod_with_kunit "$SIM_KO"
+# Two PFs: migration_cross_pf moves a guest from one to the other.
+point vdcm_sim_module_load insmod_with_kunit "$SIM_KO" num_pfs=2
 point cpf_module_load insmod "$TOP_DIR/samples/vdcm_cpf/vdcm_cpf.ko"
 show_load_lines '[guest]'
 
@@ -163,11 +167,12 @@ NESTED_OUT=$out/nested-run
 rm -rf "$NESTED_OUT"
 mkdir -p "$NESTED_OUT"
 
-# new_adi: create a 1q ADI on vdcm_sim0; prints its sysfs directory.
+# new_adi [PF]: create a 1q ADI on PF (vdcm_sim0); prints its sysfs
+# directory.
 new_adi() {
-	local uuid
+	local uuid pf=${1:-vdcm_sim0}
 	uuid=$(cat /proc/sys/kernel/random/uuid)
-	echo "$uuid" >/sys/class/mdev_bus/vdcm_sim0/mdev_supported_types/vdcm_sim-1q/create || return 1
+	echo "$uuid" >"/sys/class/mdev_bus/$pf/mdev_supported_types/vdcm_sim-1q/create" || return 1
 	echo "/sys/bus/mdev/devices/$uuid"
 }
 
@@ -255,6 +260,152 @@ two_guests_concurrent() {
 	return $rc
 }
 point guests_two_concurrent_traffic two_guests_concurrent
+
+# Live migration of a running guest, twice: the guest runs its self-test
+# traffic (every result checked, with completion interrupts) on ADI a of
+# vdcm_sim0; once a's descriptor counter shows the traffic running, a
+# destination QEMU starts on ADI b of the same PF with -incoming and the
+# source migrates to it over a unix socket (migration_live_traffic); once
+# b's counter rises, b's QEMU migrates the guest on to ADI c of the second
+# PF, vdcm_sim1, with another PASID than b's (migration_cross_pf; each PF
+# allocates its own PASIDs when there is no system PASID space, so c, the
+# first on vdcm_sim1, has a's number and b's differs).
+# QEMU's vfio-pci has the iommufd backend and enable-migration=on (the
+# guest's memory follows through the ADIs' DMA dirty logging) and the same
+# PCI address on every side, under which QEMU files its vmstate. The guest
+# goes on and must pass; its console is the three QEMUs' in turn; the
+# descriptors a, b and c ran must add up exactly to the guest's count, each
+# having run some. One guest boot serves both points.
+MIG_DEVOPTS=",addr=04.0,enable-migration=on"
+QMP=$TOP_DIR/qemu-test/guest/qmp.py
+# mig_wait_traffic NAME ADI FROM: wait until ADI's descriptor counter is
+# FROM + 300 (the guest's traffic runs there) while QEMU NAME runs.
+mig_wait_traffic() {
+	local n=0
+	while [ "$(cat "$2/stats/descriptors")" -lt $(($3 + 300)) ]; do
+		[ ! -e "$NESTED_OUT/$1.rc" ] || { echo "$1: the guest ended before its traffic ran there"; return 1; }
+		n=$((n + 1))
+		[ $n -lt 900 ] || { echo "$1: no traffic on its ADI within 900 s"; return 1; }
+		sleep 1
+	done
+}
+# mig_hop FROM TO TO_ADI: start QEMU TO on TO_ADI with -incoming, migrate
+# the guest from QEMU FROM to it, quit FROM.
+mig_hop() {
+	local sock=$NESTED_OUT/$2.sock n=0 rc=0
+	nested_start "$2" "$3" iommufd "$MIG_KARGS" \
+		"-qmp unix:$NESTED_OUT/$2.qmp,server=on,wait=off -incoming unix:$sock" "$MIG_DEVOPTS"
+	while [ ! -S "$sock" ] && [ $n -lt 120 ]; do sleep 1; n=$((n + 1)); done
+	python3 "$QMP" "$NESTED_OUT/$1.qmp" migrate "unix:$sock" || rc=1
+	python3 "$QMP" "$NESTED_OUT/$1.qmp" quit
+	nested_wait "$1"
+	return $rc
+}
+MIG_KARGS="vdcm_guest.seed=31 vdcm_guest.traffic_ms=120000"
+migration_live_traffic() {
+	local a b c rc=0 line want da db dc hop1=1 hop2=1 q last=mig_a
+	[ -f "$NESTED_DIR/initramfs.cpio.gz" ] || { echo "no nested guest image in $NESTED_DIR"; return 1; }
+	rm -f "$NESTED_OUT"/mig_[abc].* "$NESTED_OUT"/live.* "$NESTED_OUT"/cross_pf.result*
+	a=$(new_adi) && b=$(new_adi) && c=$(new_adi vdcm_sim1) || return 1
+	echo "PASIDs: a $(cat "$a/stats/pasid") and b $(cat "$b/stats/pasid") on vdcm_sim0, c $(cat "$c/stats/pasid") on vdcm_sim1"
+	[ "$(cat "$a/stats/pasid")" != "$(cat "$b/stats/pasid")" ] &&
+		[ "$(cat "$b/stats/pasid")" != "$(cat "$c/stats/pasid")" ] || { echo "two ADIs of a hop share a PASID"; rc=1; }
+	nested_start mig_a "$a" iommufd "$MIG_KARGS" \
+		"-qmp unix:$NESTED_OUT/mig_a.qmp,server=on,wait=off" "$MIG_DEVOPTS"
+	if [ $rc -eq 0 ] && mig_wait_traffic mig_a "$a" 0 && mig_hop mig_a mig_b "$b"; then
+		hop1=0 last=mig_b
+		echo "hop 1 done: ADI a ran $(cat "$a/stats/descriptors") descriptors"
+		if mig_wait_traffic mig_b "$b" 0 && mig_hop mig_b mig_c "$c"; then
+			hop2=0 last=mig_c
+			echo "hop 2 done: ADI b ran $(cat "$b/stats/descriptors") descriptors"
+		fi
+	fi
+	[ $hop1 -eq 0 ] || rc=1
+	# Whatever still runs and does not carry the guest goes; then every
+	# QEMU started is waited for.
+	for q in mig_a mig_b mig_c; do
+		[ "$q" = "$last" ] && continue
+		[ -S "$NESTED_OUT/$q.qmp" ] && [ ! -e "$NESTED_OUT/$q.rc" ] && python3 "$QMP" "$NESTED_OUT/$q.qmp" quit
+	done
+	[ $rc -eq 0 ] || { [ ! -e "$NESTED_OUT/$last.rc" ] && python3 "$QMP" "$NESTED_OUT/$last.qmp" quit; }
+	for q in mig_a mig_b mig_c; do
+		if [ -e "$NESTED_OUT/$q.qmp" ] || [ -e "$NESTED_OUT/$q.rc" ]; then nested_wait "$q"; fi
+	done
+	cat "$NESTED_OUT"/mig_[abc].console >"$NESTED_OUT/live.console" 2>/dev/null
+	cat "$NESTED_OUT"/mig_[abc].qemu.log >"$NESTED_OUT/live.qemu.log" 2>/dev/null
+	cp "$NESTED_OUT/$last.rc" "$NESTED_OUT/live.rc"
+	nested_verify live || rc=1
+	if [ $rc -eq 0 ]; then
+		line=$(nested_line live 'traffic passed')
+		echo "$line"
+		want=$(echo "$line" | sed -nE 's/.* ([0-9]+) descriptors.*/\1/p')
+		da=$(cat "$a/stats/descriptors") db=$(cat "$b/stats/descriptors") dc=$(cat "$c/stats/descriptors")
+		echo "the guest counted ${want:-?} descriptors; ADI a ran $da, b $db, c $dc"
+		[ -n "$want" ] && [ "$da" -gt 0 ] && [ "$db" -gt 0 ] && [ $((da + db + dc)) -eq "$want" ] ||
+			{ echo "the ADIs' descriptors do not add up to the guest's, or a or b ran none"; rc=1; }
+		if [ $hop2 -eq 0 ] && [ "$dc" -gt 0 ]; then
+			echo "ok: c on vdcm_sim1 ran $dc descriptors" >"$NESTED_OUT/cross_pf.result"
+		fi
+	fi
+	[ -e "$NESTED_OUT/cross_pf.result" ] || echo "the guest did not run on vdcm_sim1's ADI (rc $rc)" >"$NESTED_OUT/cross_pf.result.fail"
+	for d in "$a" "$b" "$c"; do echo 1 >"$d/remove"; done
+	return $rc
+}
+point migration_live_traffic migration_live_traffic
+# migration_cross_pf: the second hop of migration_live_traffic's guest.
+cross_pf_result() {
+	cat "$NESTED_OUT"/cross_pf.result* 2>/dev/null
+	[ -e "$NESTED_OUT/cross_pf.result" ]
+}
+point migration_cross_pf cross_pf_result
+
+# Migration to a file: the running guest is saved with "migrate file:",
+# its QEMU quits (the ADI is closed and reset), and a new QEMU restores it
+# from the file into the same ADI (-incoming file:); the guest goes on and
+# passes, and the ADI ran exactly the guest's descriptors.
+migration_file_restore() {
+	local a rc=0 n line want da file=$NESTED_OUT/mig.state
+	local kargs="vdcm_guest.seed=32 vdcm_guest.traffic_ms=40000"
+	[ -f "$NESTED_DIR/initramfs.cpio.gz" ] || { echo "no nested guest image in $NESTED_DIR"; return 1; }
+	a=$(new_adi) || return 1
+	rm -f "$file" "$NESTED_OUT"/mig_fsrc.* "$NESTED_OUT"/mig_fdst.* "$NESTED_OUT"/file.*
+	nested_start mig_fsrc "$a" iommufd "$kargs" \
+		"-qmp unix:$NESTED_OUT/mig_fsrc.qmp,server=on,wait=off" "$MIG_DEVOPTS"
+	n=0
+	while [ "$(cat "$a/stats/descriptors")" -lt 300 ]; do
+		[ ! -e "$NESTED_OUT/mig_fsrc.rc" ] || { echo "the guest ended before its traffic ran"; rc=1; break; }
+		n=$((n + 1))
+		[ $n -lt 900 ] || { echo "no traffic on the ADI within 900 s"; rc=1; break; }
+		sleep 1
+	done
+	[ $rc -ne 0 ] || python3 "$QMP" "$NESTED_OUT/mig_fsrc.qmp" migrate "file:$file" || rc=1
+	python3 "$QMP" "$NESTED_OUT/mig_fsrc.qmp" quit
+	nested_wait mig_fsrc
+	echo "saved $(stat -c %s "$file" 2>/dev/null) bytes after $(cat "$a/stats/descriptors") descriptors"
+	if [ $rc -eq 0 ]; then
+		nested_start mig_fdst "$a" iommufd "$kargs" \
+			"-qmp unix:$NESTED_OUT/mig_fdst.qmp,server=on,wait=off -incoming file:$file" "$MIG_DEVOPTS"
+		nested_wait mig_fdst
+	else
+		cp "$NESTED_OUT/mig_fsrc.rc" "$NESTED_OUT/mig_fdst.rc"
+	fi
+	cat "$NESTED_OUT/mig_fsrc.console" "$NESTED_OUT/mig_fdst.console" >"$NESTED_OUT/file.console" 2>/dev/null
+	cat "$NESTED_OUT/mig_fsrc.qemu.log" "$NESTED_OUT/mig_fdst.qemu.log" >"$NESTED_OUT/file.qemu.log" 2>/dev/null
+	cp "$NESTED_OUT/mig_fdst.rc" "$NESTED_OUT/file.rc"
+	nested_verify file || rc=1
+	if [ $rc -eq 0 ]; then
+		line=$(nested_line file 'traffic passed')
+		echo "$line"
+		want=$(echo "$line" | sed -nE 's/.* ([0-9]+) descriptors.*/\1/p')
+		da=$(cat "$a/stats/descriptors")
+		echo "the guest counted ${want:-?} descriptors; the ADI ran $da"
+		[ -n "$want" ] && [ "$da" -eq "$want" ] || { echo "the ADI's descriptors are not the guest's"; rc=1; }
+	fi
+	rm -f "$file"
+	echo 1 >"$a/remove"
+	return $rc
+}
+point migration_file_restore migration_file_restore
 
 # dmesg_mark: writes a unique marker to the kernel log and prints it;
 # dmesg_since MARK: the kernel log from that marker on (what a step logged,

@@ -53,17 +53,18 @@ if grep -q kasan_multi_shot /proc/cmdline; then
 	NESTED_KARGS+=" no5lvl kasan_multi_shot"
 fi
 
-# nested_start NAME SYSFSDEV MODE KARGS: boot a guest with the mdev device
+# nested_start NAME SYSFSDEV MODE KARGS [EXTRA [DEVOPTS]]: boot a guest with the mdev device
 # SYSFSDEV through QEMU's vfio-pci, MODE iommufd (-object iommufd) or group
 # (the legacy VFIO group and container), in the background. Its console
 # goes to $NESTED_OUT/NAME.console; its exit code, once it powered off, to
-# $NESTED_OUT/NAME.rc.
+# $NESTED_OUT/NAME.rc. EXTRA: more QEMU arguments (a QMP socket, -incoming);
+# DEVOPTS: more vfio-pci options, each starting with a comma.
 nested_start() {
-	local name=$1 dev=$2 mode=$3 kargs=$4 backend
+	local name=$1 dev=$2 mode=$3 kargs=$4 extra=${5:-} devopts=${6:-} backend
 	if [ "$mode" = iommufd ]; then
-		backend="-object iommufd,id=iommufd0 -device vfio-pci,sysfsdev=$dev,iommufd=iommufd0"
+		backend="-object iommufd,id=iommufd0 -device vfio-pci,sysfsdev=$dev,iommufd=iommufd0$devopts"
 	else
-		backend="-device vfio-pci,sysfsdev=$dev"
+		backend="-device vfio-pci,sysfsdev=$dev$devopts"
 	fi
 	rm -f "$NESTED_OUT/$name.rc" "$NESTED_OUT/$name.console"
 	# shellcheck disable=SC2086
@@ -73,7 +74,7 @@ nested_start() {
 			-serial "file:$NESTED_OUT/$name.console" \
 			-kernel "$NESTED_DIR/bzImage" -initrd "$NESTED_DIR/initramfs.cpio.gz" \
 			-append "$NESTED_KARGS $kargs" \
-			$backend >"$NESTED_OUT/$name.qemu.log" 2>&1
+			$backend $extra >"$NESTED_OUT/$name.qemu.log" 2>&1
 		echo $? >"$NESTED_OUT/$name.rc"
 	) &
 }

@@ -108,11 +108,6 @@ impl DirtyLog {
         *tracked = KVec::new();
     }
 
-    /// Whether logging runs.
-    pub fn active(&self) -> bool {
-        self.active.load(Relaxed)
-    }
-
     /// Records a write of `len` bytes at `iova`.
     pub fn mark(&self, iova: u64, len: u64) {
         if !self.active.load(Relaxed) || len == 0 {

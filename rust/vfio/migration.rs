@@ -201,16 +201,6 @@ impl MigrationStream {
         self.data.lock().precopy = precopy;
     }
 
-    /// Bytes appended so far (saving) or written (resuming).
-    pub fn len(&self) -> usize {
-        self.data.lock().buf.len()
-    }
-
-    /// Whether nothing is in the stream.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Calls `f` with what was appended or written so far.
     pub fn with_data<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         f(&self.data.lock().buf)

@@ -21,6 +21,11 @@ POSITIVE = [
     "bar0_rw_ns", "mtty_config_read_ns", "mtty_region_read_ns",
     "mtty_region_write_ns", "mtty_region_rw_ns", "reset_us",
     "mtty_reset_us", "irq_latency_us", "fastpath_descriptors",
+    "dirty_log_off_bytes_per_s", "dirty_log_on_bytes_per_s",
+    "migration_downtime_ms", "migration_total_ms", "migration_stream_bytes",
+    "migration_busy_downtime_ms", "migration_busy_total_ms",
+    "migration_busy_stream_bytes", "mtty_migration_downtime_ms",
+    "mtty_migration_total_ms", "mtty_migration_stream_bytes",
 ]
 # Keys that must be numbers (a memory delta can be noise-negative; a trap
 # count is zero when all is well).
@@ -36,7 +41,8 @@ STRINGS = ["vf_baseline", "max_adis_limit"]
 RATIOS = ["create_open_adi_vs_mtty", "create_open_adi_vs_vf",
           "config_read_adi_vs_mtty", "region_rw_adi_vs_mtty",
           "reset_adi_vs_mtty", "config_read_adi_vs_vf", "reset_adi_vs_vf",
-          "throughput_adi_vs_direct"]
+          "throughput_adi_vs_direct", "dirty_log_on_vs_off",
+          "migration_downtime_adi_vs_mtty", "migration_busy_downtime_adi_vs_mtty"]
 
 
 def is_num(v):
@@ -108,6 +114,15 @@ def table(d):
          None, r["region_rw_adi_vs_mtty"]),
         ("VFIO_DEVICE_RESET (us)", d["reset_us"], d["mtty_reset_us"],
          d["vf_reset_us"], r["reset_adi_vs_mtty"]),
+        ("migration downtime (ms)", d["migration_downtime_ms"],
+         d["mtty_migration_downtime_ms"], None, r["migration_downtime_adi_vs_mtty"]),
+        ("  busy ADI", d["migration_busy_downtime_ms"], None, None,
+         r["migration_busy_downtime_adi_vs_mtty"]),
+        ("migration total (ms)", d["migration_total_ms"],
+         d["mtty_migration_total_ms"], None, None),
+        ("  busy ADI", d["migration_busy_total_ms"], None, None, None),
+        ("migration stream (B)", d["migration_stream_bytes"],
+         d["mtty_migration_stream_bytes"], None, None),
     ]
     out = [f"{'side by side (medians)':<26} {'ADI':>12} {'mtty':>12} {'SR-IOV VF':>12} {'ADI/mtty':>9}"]
     for name, a, m, v, q in rows:
@@ -128,6 +143,8 @@ def table(d):
         ("descriptors run", "fastpath_descriptors", ""),
         ("descriptors/s (NOP)", "adi_desc_per_s", "/s"),
         ("bytes/s (64 KiB MEMMOVE)", "adi_bytes_per_s", "B/s"),
+        ("  DMA log off", "dirty_log_off_bytes_per_s", "B/s"),
+        ("  DMA log on", "dirty_log_on_bytes_per_s", "B/s"),
         ("direct client desc/s", "direct_desc_per_s", ""),
         ("ADI/direct throughput", "adi_vs_direct_throughput_ratio", ""),
         ("IRQ latency warm (us)", "irq_latency_us", ""),
@@ -135,6 +152,8 @@ def table(d):
     ]:
         v = d.get(key)
         out.append(f"  {label:<30} {v if isinstance(v, str) else fmt(v, unit)}")
+        if key == "dirty_log_on_bytes_per_s":
+            out.append(f"  {'  on/off':<30} {fmt(r['dirty_log_on_vs_off'])}")
     s = d["create_latency_scaling"]
     if s:
         qs = [s[0], s[len(s) // 4], s[len(s) // 2], s[3 * len(s) // 4], s[-1]]

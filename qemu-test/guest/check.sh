@@ -359,29 +359,25 @@ cross_pf_result() {
 }
 point migration_cross_pf cross_pf_result
 
-# Migration to a file: the running guest is saved with "migrate file:",
-# its QEMU quits (the ADI is closed and reset), and a new QEMU restores it
-# from the file into the same ADI (-incoming file:); the guest goes on and
-# passes, and the ADI ran exactly the guest's descriptors.
+# Migration to a file: the running guest is saved with "migrate file:"
+# while its traffic runs, its QEMU quits (the ADI is closed and reset), and
+# a new QEMU restores it from the file into the same ADI (-incoming file:);
+# the guest goes on and passes, the ADI ran work after the restore, and it
+# ran exactly the guest's descriptors in all.
 migration_file_restore() {
-	local a rc=0 n line want da file=$NESTED_OUT/mig.state
-	local kargs="vdcm_guest.seed=32 vdcm_guest.traffic_ms=40000"
+	local a rc=0 line want da saved file=$NESTED_OUT/mig.state
+	local kargs="vdcm_guest.seed=32 vdcm_guest.traffic_ms=120000"
 	[ -f "$NESTED_DIR/initramfs.cpio.gz" ] || { echo "no nested guest image in $NESTED_DIR"; return 1; }
 	a=$(new_adi) || return 1
 	rm -f "$file" "$NESTED_OUT"/mig_fsrc.* "$NESTED_OUT"/mig_fdst.* "$NESTED_OUT"/file.*
 	nested_start mig_fsrc "$a" iommufd "$kargs" \
 		"-qmp unix:$NESTED_OUT/mig_fsrc.qmp,server=on,wait=off" "$MIG_DEVOPTS"
-	n=0
-	while [ "$(cat "$a/stats/descriptors")" -lt 300 ]; do
-		[ ! -e "$NESTED_OUT/mig_fsrc.rc" ] || { echo "the guest ended before its traffic ran"; rc=1; break; }
-		n=$((n + 1))
-		[ $n -lt 900 ] || { echo "no traffic on the ADI within 900 s"; rc=1; break; }
-		sleep 1
-	done
+	mig_wait_traffic mig_fsrc "$a" 0 || rc=1
 	[ $rc -ne 0 ] || python3 "$QMP" "$NESTED_OUT/mig_fsrc.qmp" migrate "file:$file" || rc=1
 	python3 "$QMP" "$NESTED_OUT/mig_fsrc.qmp" quit
 	nested_wait mig_fsrc
-	echo "saved $(stat -c %s "$file" 2>/dev/null) bytes after $(cat "$a/stats/descriptors") descriptors"
+	saved=$(cat "$a/stats/descriptors")
+	echo "saved $(stat -c %s "$file" 2>/dev/null) bytes after $saved descriptors"
 	if [ $rc -eq 0 ]; then
 		nested_start mig_fdst "$a" iommufd "$kargs" \
 			"-qmp unix:$NESTED_OUT/mig_fdst.qmp,server=on,wait=off -incoming file:$file" "$MIG_DEVOPTS"
@@ -398,8 +394,9 @@ migration_file_restore() {
 		echo "$line"
 		want=$(echo "$line" | sed -nE 's/.* ([0-9]+) descriptors.*/\1/p')
 		da=$(cat "$a/stats/descriptors")
-		echo "the guest counted ${want:-?} descriptors; the ADI ran $da"
+		echo "the guest counted ${want:-?} descriptors; the ADI ran $da, $((da - saved)) of them after the restore"
 		[ -n "$want" ] && [ "$da" -eq "$want" ] || { echo "the ADI's descriptors are not the guest's"; rc=1; }
+		[ "$da" -gt "$saved" ] || { echo "the restored guest ran no descriptor on the ADI"; rc=1; }
 	fi
 	rm -f "$file"
 	echo 1 >"$a/remove"

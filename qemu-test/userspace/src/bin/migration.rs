@@ -54,6 +54,11 @@ const RING_SIZE: u32 = 64;
 const COMPL: usize = 4 * PAGE;
 const FILL: usize = 8 * PAGE;
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// What the dirty-logging points log: the source's memory.
+const LOGGED: DmaLoggingRange = DmaLoggingRange {
+    iova: IOVA,
+    length: MEM as u64,
+};
 
 const RUNNING: u32 = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING;
 const STOP: u32 = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_STOP;
@@ -536,10 +541,7 @@ fn dirty_log() -> Outcome {
     let src = Tenant::new(&ty, MEM, IOVA)?;
     let mut queue = Queue::start(&src.dev, &src.mem, IOVA, 0, RING, RING_SIZE, 0)?;
     let dev = &src.dev.vfio;
-    let range = DmaLoggingRange {
-        iova: IOVA,
-        length: MEM as u64,
-    };
+    let range = LOGGED;
     let page = dev
         .start_dma_logging(PAGE as u64, &[range])
         .map_err(fail("start DMA logging"))?;
@@ -562,9 +564,7 @@ fn dirty_log() -> Outcome {
     let bits = dev
         .report_dma_logging(range, PAGE as u64)
         .map_err(fail("report"))?;
-    let dirty: Vec<usize> = (0..MEM / PAGE)
-        .filter(|p| bits.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0))
-        .collect();
+    let dirty = dirty_pages(&bits);
     let want = vec![COMPL / PAGE, FILL / PAGE, FILL / PAGE + 1, FILL / PAGE + 2];
     ensure(dirty == want, || {
         format!("dirty pages {dirty:?}, want {want:?} (completions, three fills)")
@@ -583,6 +583,372 @@ fn dirty_log() -> Outcome {
     Ok(())
 }
 
+const PRE_COPY_P2P: u32 = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY_P2P;
+const ERROR: u32 = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_ERROR;
+
+/// Whether the VFIO core accepts a request for `new` in state `cur` on a
+/// device with every arc (the uapi's rules, written out independently of
+/// the kernel's table): ERROR and unknown states are never a target, and
+/// pre-copy cannot be entered from STOP_COPY.
+fn request_valid(cur: u32, new: u32) -> bool {
+    new <= PRE_COPY_P2P && new != ERROR && !(cur == STOP_COPY && pre(new))
+}
+
+/// One of the two pre-copy states.
+fn pre(s: u32) -> bool {
+    s == PRE_COPY || s == PRE_COPY_P2P
+}
+
+/// What the fuzz wrote into the current RESUMING stream.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Written {
+    Nothing,
+    Garbage,
+    /// The last saved stream, whole.
+    Saved,
+}
+
+/// The model the fuzz checks the device against.
+struct FuzzModel {
+    state: u32,
+    /// `Q_RING_SIZE` and `Q_RING_BASE` of queue 0, last written.
+    regs: (u32, u64),
+    /// Bytes read from the current save stream so far.
+    read: Vec<u8>,
+    /// The save stream was read to its end.
+    read_all: bool,
+    /// The last whole stream read, and the registers it carries.
+    saved: Option<(Vec<u8>, (u32, u64))>,
+    written: Written,
+    /// vfio-ioctls holds the current stream's data fd (it drops it on any
+    /// failed request).
+    fd: bool,
+}
+
+/// Checks a save stream's frame: the magic, version 1 (a 16-bit field; the
+/// header's length follows it) and the CRC-32C end
+/// mark over everything before it.
+fn check_frame(data: &[u8]) -> Outcome {
+    ensure(data.len() > HEADER_LEN + 4 && &data[..4] == b"VDCM", || {
+        format!("a stream of {} bytes without the magic", data.len())
+    })?;
+    let version = u16::from_le_bytes([data[4], data[5]]);
+    let n = data.len();
+    let crc = u32::from_le_bytes(data[n - 4..].try_into().unwrap_or_default());
+    ensure(
+        version == 1 && crc == crc32c::crc32c(&data[..n - 4]),
+        || format!("stream version {version}, end mark {crc:#x} does not match"),
+    )
+}
+
+/// Random sequences of `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` requests,
+/// valid and invalid, with resets, register writes, stream reads and
+/// resume writes (whole saved streams and garbage) in between; after every
+/// step the device's state, two queue registers (which a resume must bring
+/// back to what the saved stream carried) and the pre-copy info are
+/// checked against a model. Seeded (`MIG_FUZZ_SEED`), the seed printed.
+fn state_fuzz() -> Outcome {
+    let seed = std::env::var("MIG_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(vdcm_selftests::adv::clock_seed);
+    note(format!("seed {seed} (replay: MIG_FUZZ_SEED={seed})"));
+    let steps = 10_000;
+    let mut r = vdcm_selftests::adv::Rng::new(seed);
+    let ty = MdevType::new(PF, "vdcm_sim-1q");
+    let t = Tenant::new(&ty, PAGE, IOVA)?;
+    let (dev, vfio) = (&t.dev, &t.dev.vfio);
+    let blk = abi::queue(0);
+    dev.enable()?;
+    let mut m = FuzzModel {
+        state: RUNNING,
+        regs: (0, 0),
+        read: vec![],
+        read_all: false,
+        saved: None,
+        written: Written::Nothing,
+        fd: false,
+    };
+    let (mut requests, mut refused, mut resumes, mut streams) = (0u32, 0u32, 0u32, 0u32);
+    for step in 0..steps {
+        let at = |what: String| format!("step {step} (seed {seed}): {what}");
+        match r.below(100) {
+            0..=69 => {
+                let new = match r.below(20) {
+                    0 => ERROR,
+                    1 => PRE_COPY_P2P + 1 + r.below(4) as u32,
+                    2 => u32::MAX,
+                    _ => r.below(u64::from(PRE_COPY_P2P) + 1) as u32,
+                };
+                let got = vfio.set_migration_state(new);
+                requests += 1;
+                let cur = m.state;
+                let from_resuming_fails =
+                    cur == RESUMING && new != RESUMING && m.written != Written::Saved;
+                if !request_valid(cur, new) || from_resuming_fails {
+                    refused += 1;
+                    let e = got.as_ref().err().and_then(errno_of);
+                    let ok = if from_resuming_fails && request_valid(cur, new) {
+                        // The stream is checked at RESUMING -> STOP: empty
+                        // is cut short, garbage is not a stream.
+                        let want = if m.written == Written::Nothing {
+                            Some(libc::ENODATA)
+                        } else {
+                            None
+                        };
+                        e.is_some() && (want.is_none() || e == want)
+                    } else {
+                        e == Some(libc::EINVAL)
+                    };
+                    ensure(ok, || at(format!("request {new} in state {cur}: {got:?}")))?;
+                    // Nothing changed; vfio-ioctls closed its data fd on
+                    // the error (what was written stays in the device).
+                    m.fd = false;
+                } else {
+                    got.map_err(|e| {
+                        at(format!(
+                            "request {new} in state {cur}: {}",
+                            vdcm_selftests::vfio::error_chain(&e)
+                        ))
+                    })?;
+                    if cur == RESUMING && new != RESUMING {
+                        resumes += 1;
+                        if let Some((_, regs)) = &m.saved {
+                            m.regs = *regs;
+                        }
+                    }
+                    // The save stream goes on only from pre-copy into
+                    // STOP_COPY (or where it already is).
+                    let keeps = new == cur || (pre(cur) && (pre(new) || new == STOP_COPY));
+                    if !keeps {
+                        m.read.clear();
+                        m.read_all = false;
+                        m.fd = pre(new) || new == STOP_COPY || new == RESUMING;
+                    }
+                    if new != cur {
+                        m.written = Written::Nothing;
+                    }
+                    m.state = new;
+                }
+            }
+            70..=77 => {
+                dev.reset()?;
+                dev.enable()?;
+                m = FuzzModel {
+                    state: RUNNING,
+                    regs: (0, 0),
+                    read: vec![],
+                    read_all: false,
+                    saved: m.saved.take(),
+                    written: Written::Nothing,
+                    fd: false,
+                };
+            }
+            78..=87 if m.state == RUNNING => {
+                let size = 1u32 << (1 + r.below(u64::from(abi::MAX_RING_ORDER)));
+                let base = (1 + r.below(1 << 20)) * abi::RING_ALIGN;
+                dev.write_u32(BAR0, blk + abi::Q_RING_SIZE, size)?;
+                dev.write_u64(BAR0, blk + abi::Q_RING_BASE, base)?;
+                m.regs = (size, base);
+            }
+            88..=93 if m.fd && (pre(m.state) || m.state == STOP_COPY) => {
+                if m.read_all {
+                    continue;
+                }
+                if m.state == STOP_COPY {
+                    let rest = vfio.read_migration_data_to_end().map_err(|e| {
+                        at(format!(
+                            "read the stream: {}",
+                            vdcm_selftests::vfio::error_chain(&e)
+                        ))
+                    })?;
+                    m.read.extend_from_slice(&rest);
+                    check_frame(&m.read).map_err(at)?;
+                    m.saved = Some((std::mem::take(&mut m.read), m.regs));
+                    m.read_all = true;
+                    streams += 1;
+                } else {
+                    // Pre-copy: the header, or ENOMSG once it is read.
+                    let mut buf = vec![0u8; 1 + r.below(2 * HEADER_LEN as u64) as usize];
+                    match vfio.read_migration_data(&mut buf) {
+                        Ok(n) => m.read.extend_from_slice(&buf[..n]),
+                        Err(e) => ensure(
+                            errno_of(&e) == Some(libc::ENOMSG) && m.read.len() == HEADER_LEN,
+                            || at(format!("pre-copy read after {} bytes: {e:?}", m.read.len())),
+                        )?,
+                    }
+                    ensure(m.read.len() <= HEADER_LEN, || {
+                        at(format!("{} bytes of pre-copy data", m.read.len()))
+                    })?;
+                }
+            }
+            94..=99 if m.fd && m.state == RESUMING && m.written == Written::Nothing => {
+                let data = match (&m.saved, r.one_in(3)) {
+                    (Some((s, _)), false) => {
+                        m.written = Written::Saved;
+                        s.clone()
+                    }
+                    _ => {
+                        m.written = Written::Garbage;
+                        let mut g = vec![0u8; 1 + r.below(300) as usize];
+                        r.fill(&mut g);
+                        g
+                    }
+                };
+                vfio.write_migration_data(&data)
+                    .map_err(|e| at(format!("write {} bytes of stream: {e:?}", data.len())))?;
+            }
+            _ => {}
+        }
+        // The device against the model, after every step.
+        let st = state(vfio).map_err(&at)?;
+        ensure(st == m.state, || {
+            at(format!("state {st}, model {}", m.state))
+        })?;
+        let regs = (
+            dev.read_u32(BAR0, blk + abi::Q_RING_SIZE).map_err(&at)?,
+            dev.read_u64(BAR0, blk + abi::Q_RING_BASE).map_err(&at)?,
+        );
+        ensure(regs == m.regs, || {
+            at(format!(
+                "RING_SIZE/RING_BASE {regs:x?}, model {:x?}",
+                m.regs
+            ))
+        })?;
+        if m.fd && pre(m.state) {
+            let info = vfio
+                .mig_get_precopy_info()
+                .map_err(|e| at(format!("precopy info: {e:?}")))?;
+            let left = (HEADER_LEN - m.read.len().min(HEADER_LEN)) as u64;
+            ensure(info.initial_bytes == left, || {
+                at(format!(
+                    "precopy info: {} initial bytes, model {left}",
+                    info.initial_bytes
+                ))
+            })?;
+        }
+    }
+    note(format!(
+        "{steps} steps: {requests} state requests ({refused} refused as the model said), {streams} streams read and checked, {resumes} resumes"
+    ));
+    ensure(streams > 0 && resumes > 0 && refused > 0, || {
+        "the fuzz never read a stream, resumed or was refused".into()
+    })
+}
+
+/// A page-granular copy of the tenant's memory, as a VMM keeps it.
+fn copy_pages(from: &DmaMem, to: &mut [u8], pages: impl Iterator<Item = usize>) -> usize {
+    let mut n = 0;
+    for p in pages {
+        from.read(p * PAGE, &mut to[p * PAGE..(p + 1) * PAGE]);
+        n += 1;
+    }
+    n
+}
+
+/// The pages set in a dirty bitmap of `MEM / PAGE` bits.
+fn dirty_pages(bits: &[u64]) -> Vec<usize> {
+    (0..MEM / PAGE)
+        .filter(|p| bits.get(p / 64).is_some_and(|w| w & (1 << (p % 64)) != 0))
+        .collect()
+}
+
+/// Migrates a running ADI the way a VMM without IOMMU dirty tracking does:
+/// the guest's memory is copied once at the start of pre-copy, the device
+/// goes on writing (fills, completion records) while it is copied, then
+/// only the pages its DMA log reports (and those the "CPU" wrote: the
+/// ring) are copied again, during pre-copy and after the stop. The
+/// destination ADI runs on the copy: the copy must equal the source's
+/// memory byte for byte before it starts, and a check on what the copy
+/// would have been without the log proves the test can fail.
+fn dirty_tracking() -> Outcome {
+    let ty = MdevType::new(PF, "vdcm_sim-1q");
+    let src = Tenant::new(&ty, MEM, IOVA)?;
+    let mut queue = Queue::start(&src.dev, &src.mem, IOVA, 0, RING, RING_SIZE, 0)?;
+    let dev = &src.dev.vfio;
+    let range = LOGGED;
+    let report = || -> Result<Vec<usize>, String> {
+        dev.report_dma_logging(range, PAGE as u64)
+            .map(|b| dirty_pages(&b))
+            .map_err(fail("report"))
+    };
+    dev.start_dma_logging(PAGE as u64, &[range])
+        .map_err(fail("start DMA logging"))?;
+    set_state(dev, PRE_COPY)?;
+    let mut copy = vec![0u8; MEM];
+    copy_pages(&src.mem, &mut copy, 0..MEM / PAGE);
+    let first = copy.clone();
+    let ring_pages = || RING / PAGE..(RING + RING_SIZE as usize * 64).div_ceil(PAGE);
+    // The device writes while pre-copy runs.
+    for i in 0..6 {
+        queue.push(&fill(i));
+    }
+    queue.ring();
+    wait_done(&src.mem, 0..6)?;
+    let mut dirty = report()?;
+    let mut recopied = copy_pages(
+        &src.mem,
+        &mut copy,
+        dirty.iter().copied().chain(ring_pages()),
+    );
+    // Still running: more writes, some in flight at the stop, and two
+    // queued only after it (they run on the destination, into the copy).
+    for i in 6..10 {
+        queue.push(&fill(i));
+    }
+    queue.ring();
+    // Stopped (through pre-copy's P2P state): the doorbell page, and with
+    // it the two rung now, is carried by the stream.
+    set_state(dev, PRE_COPY_P2P)?;
+    for i in 10..12 {
+        queue.push(&fill(i));
+    }
+    queue.ring();
+    set_state(dev, STOP_COPY)?;
+    let data = dev
+        .read_migration_data_to_end()
+        .map_err(fail("read the stream"))?;
+    set_state(dev, STOP)?;
+    let last = report()?;
+    dev.stop_dma_logging().map_err(fail("stop DMA logging"))?;
+    recopied += copy_pages(
+        &src.mem,
+        &mut copy,
+        last.iter().copied().chain(ring_pages()),
+    );
+    dirty.extend(last);
+    let stale = (0..MEM / PAGE)
+        .filter(|&p| !ring_pages().contains(&p))
+        .filter(|&p| src.mem.bytes(p * PAGE, PAGE) != first[p * PAGE..(p + 1) * PAGE])
+        .count();
+    ensure(stale > 0, || {
+        "no page the device wrote during pre-copy: the test proves nothing".into()
+    })?;
+    ensure(src.mem.bytes(0, MEM) == copy, || {
+        let bad: Vec<usize> = (0..MEM / PAGE)
+            .filter(|&p| src.mem.bytes(p * PAGE, PAGE) != copy[p * PAGE..(p + 1) * PAGE])
+            .collect();
+        format!(
+            "pages {bad:?} of the copy differ from the source's memory (logged dirty: {dirty:?})"
+        )
+    })?;
+    // The destination runs on the copy.
+    let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
+    mem.write(0, &copy);
+    let dst = destination(&ty, &mem)?;
+    resume(&dst.dev.vfio, &data).map_err(fail("resume"))?;
+    set_state(&dst.dev.vfio, RUNNING)?;
+    wait_done(&mem, 0..12)?;
+    let (s, d) = (src.stat("descriptors")?, dst.stat("descriptors")?);
+    ensure(s + d == 12 && d >= 2, || {
+        format!("descriptors: source {s}, destination {d}; want 12 in all, at least the 2 queued after the stop on the destination")
+    })?;
+    note(format!(
+        "{stale} pages written by the device during pre-copy (stale without the log); {recopied} pages re-copied from the log and the ring; the copy equals the source and the destination ran on it"
+    ));
+    Ok(())
+}
+
 fn main() {
     let mut t = Reporter::default();
     t.point("migration_capabilities", capabilities);
@@ -591,8 +957,10 @@ fn main() {
     t.point("migration_stop_copy_shared", shared);
     t.point("migration_precopy", precopy);
     t.point("migration_cpf", cpf);
-    t.point("migration_bad_streams", bad_streams);
+    t.point("migration_bad_stream", bad_streams);
     t.point("migration_reset_ends_stream", reset_ends_stream);
     t.point("migration_dirty_log", dirty_log);
+    t.point("migration_dirty_tracking", dirty_tracking);
+    t.point("migration_state_fuzz", state_fuzz);
     std::process::exit(t.exit_code());
 }

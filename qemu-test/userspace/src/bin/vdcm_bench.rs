@@ -35,6 +35,9 @@ use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::vfio;
 use vdcm_selftests::vfio::CdevDevice;
+use vfio_ioctls::DmaLoggingRange;
+use vfio_ioctls::VfioDevice;
+use vfio_ioctls::VfioError;
 
 const PF: &str = "vdcm_sim0";
 const ADI_TYPE: &str = "vdcm_sim-1q";
@@ -110,6 +113,17 @@ struct Report {
     irq_latency_us: f64,
     irq_latency_warm_samples_us: Vec<f64>,
     irq_latency_cold_us: Option<f64>,
+    dirty_log_off_bytes_per_s: f64,
+    dirty_log_on_bytes_per_s: f64,
+    migration_downtime_ms: f64,
+    migration_total_ms: f64,
+    migration_stream_bytes: u64,
+    migration_busy_downtime_ms: f64,
+    migration_busy_total_ms: f64,
+    migration_busy_stream_bytes: u64,
+    mtty_migration_downtime_ms: f64,
+    mtty_migration_total_ms: f64,
+    mtty_migration_stream_bytes: u64,
     ratios: Ratios,
 }
 
@@ -124,6 +138,9 @@ struct Ratios {
     config_read_adi_vs_vf: Option<f64>,
     reset_adi_vs_vf: Option<f64>,
     throughput_adi_vs_direct: Option<f64>,
+    dirty_log_on_vs_off: Option<f64>,
+    migration_downtime_adi_vs_mtty: Option<f64>,
+    migration_busy_downtime_adi_vs_mtty: Option<f64>,
 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN
@@ -162,6 +179,10 @@ struct Params {
     move_secs: f64,
     irq_warm: usize,
     irq_cold: usize,
+    /// Rounds of MEMMOVE with the DMA log off and on, and migrations of
+    /// each kind.
+    log_rounds: usize,
+    migrations: usize,
     /// Most ADIs to hold open at once, and the time allowed for it.
     max_adis: usize,
     max_secs: f64,
@@ -183,6 +204,8 @@ impl Params {
             move_secs: 3.0,
             irq_warm: 200,
             irq_cold: 10,
+            log_rounds: 6,
+            migrations: 20,
             max_adis: 4096,
             max_secs: 420.0,
             direct: None,
@@ -225,6 +248,8 @@ impl Params {
             p.move_secs = 0.0;
             p.irq_warm = 3;
             p.irq_cold = 0;
+            p.log_rounds = 1;
+            p.migrations = 2;
             p.max_adis = 8;
             p.max_secs = 10.0;
         }
@@ -603,6 +628,8 @@ struct Fast {
     bytes_secs: f64,
     irq_warm: Vec<f64>,
     irq_cold: Vec<f64>,
+    log_off: Vec<f64>,
+    log_on: Vec<f64>,
 }
 
 /// The fast path: trap count and descriptor rate over `p.descs` NOPs,
@@ -659,6 +686,51 @@ fn fastpath(p: &Params) -> Res<Fast> {
     let bytes_secs = start.elapsed().as_secs_f64();
     let bytes = s.stat("bytes")? - b0;
 
+    // What the DMA log costs: the same MEMMOVE loop with it off and on,
+    // alternating (the order too), each round half the MEMMOVE time. Each
+    // logged round must have seen the destination pages written.
+    let range = DmaLoggingRange {
+        iova: IOVA,
+        length: MEM as u64,
+    };
+    let vf = &s.dev.vfio;
+    let (mut log_off, mut log_on) = (vec![], vec![]);
+    for round in 0..p.log_rounds {
+        for on in [round % 2 == 0, round % 2 != 0] {
+            if on {
+                vf.start_dma_logging(4096, &[range])
+                    .map_err(|e| format!("start DMA logging: {}", vfio::error_chain(&e)))?;
+            }
+            let b0 = s.stat("bytes")?;
+            let start = Instant::now();
+            loop {
+                ring_of(&mut q, &mv, 4)?;
+                if start.elapsed().as_secs_f64() >= p.move_secs / 2.0 {
+                    break;
+                }
+            }
+            let rate = (s.stat("bytes")? - b0) as f64 / start.elapsed().as_secs_f64();
+            if on {
+                let bits = vf
+                    .report_dma_logging(range, 4096)
+                    .map_err(|e| format!("DMA log report: {}", vfio::error_chain(&e)))?;
+                vf.stop_dma_logging()
+                    .map_err(|e| format!("stop DMA logging: {}", vfio::error_chain(&e)))?;
+                let missed = (DST..DST + MOVE_SIZE as usize)
+                    .step_by(4096)
+                    .map(|off| off / 4096)
+                    .filter(|pg| bits.get(pg / 64).is_none_or(|w| w & (1 << (pg % 64)) == 0))
+                    .count();
+                if missed > 0 {
+                    return Err(format!("the DMA log missed {missed} pages MEMMOVE wrote"));
+                }
+                log_on.push(rate);
+            } else {
+                log_off.push(rate);
+            }
+        }
+    }
+
     // Interrupt latency: doorbell store to eventfd readable, one NOP with
     // the interrupt flag at a time. Warm: back to back, the engine polling
     // at its fastest. Cold: after a quiet spell long enough for its
@@ -697,7 +769,175 @@ fn fastpath(p: &Params) -> Res<Fast> {
         bytes_secs,
         irq_warm,
         irq_cold,
+        log_off,
+        log_on,
     })
+}
+
+const PRE_COPY: u32 = vfio::uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY;
+const STOP_COPY: u32 = vfio::uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_STOP_COPY;
+const STOP: u32 = vfio::uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_STOP;
+const RESUMING: u32 = vfio::uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_RESUMING;
+const RUNNING: u32 = vfio::uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// One migration from `src` (running) to `dst` (stopped), as a VMM does
+/// it: PRE_COPY, its data read while the precopy info says there is some,
+/// `at_stop`, then (the downtime) STOP_COPY and the rest of the stream,
+/// RESUMING, the stream written, RUNNING; `src` ends stopped. Returns the
+/// downtime and the total in ms, and the stream's length.
+fn migrate(
+    src: &VfioDevice,
+    dst: &VfioDevice,
+    at_stop: impl FnOnce() -> Res<()>,
+) -> Res<(f64, f64, u64)> {
+    let e = |what: &'static str| move |e: VfioError| format!("{what}: {}", vfio::error_chain(&e));
+    let start = Instant::now();
+    src.set_migration_state(PRE_COPY).map_err(e("PRE_COPY"))?;
+    let mut data = vec![];
+    loop {
+        let info = src.mig_get_precopy_info().map_err(e("precopy info"))?;
+        let want = (info.initial_bytes + info.dirty_bytes) as usize;
+        if want == 0 {
+            break;
+        }
+        let mut buf = vec![0u8; want];
+        let n = src
+            .read_migration_data(&mut buf)
+            .map_err(e("read pre-copy data"))?;
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    at_stop()?;
+    let stop = Instant::now();
+    src.set_migration_state(STOP_COPY).map_err(e("STOP_COPY"))?;
+    data.extend(
+        src.read_migration_data_to_end()
+            .map_err(e("read the stream"))?,
+    );
+    dst.set_migration_state(RESUMING).map_err(e("RESUMING"))?;
+    dst.write_migration_data(&data)
+        .map_err(e("write the stream"))?;
+    dst.set_migration_state(RUNNING)
+        .map_err(e("RUNNING after RESUMING"))?;
+    let down = ms(stop.elapsed());
+    let total = ms(start.elapsed());
+    src.set_migration_state(STOP).map_err(e("STOP"))?;
+    Ok((down, total, data.len() as u64))
+}
+
+#[derive(Default)]
+struct MigKind {
+    down: Vec<f64>,
+    total: Vec<f64>,
+    bytes: u64,
+}
+
+impl MigKind {
+    fn push(&mut self, (down, total, bytes): (f64, f64, u64)) {
+        self.down.push(down);
+        self.total.push(total);
+        self.bytes = bytes;
+    }
+}
+
+#[derive(Default)]
+struct Mig {
+    idle: MigKind,
+    busy: MigKind,
+    mtty: MigKind,
+}
+
+/// Migration, ping-pong between two ADIs of one type (the second maps the
+/// first's memory at the same IOVA, as a guest's memory follows it) and
+/// between two mtty devices, interleaved: an idle ADI (queue enabled,
+/// nothing queued), a busy one (a full ring of BATCH descriptors rung just
+/// before the stop: in-flight work completes on the source, the rest runs
+/// on the destination, and every descriptor is counted once), and mtty.
+fn migration(p: &Params) -> Res<Mig> {
+    let ty = MdevType::new(PF, ADI_TYPE);
+    let a = Datapath::new()?;
+    let b = dma::Tenant::new(&ty, 4096, 2 * MEM as u64 + IOVA)?;
+    dma::map(&b.dev, &a.mem, IOVA)?;
+    {
+        let _q = Queue::start(&a.dev, &a.mem, IOVA, 0, RING, RING_SIZE, 0)?;
+    }
+    let bells = [&a.dev, &b.dev].map(|d| {
+        d.mmap(2, 0, 4096)
+            .map_err(|e| format!("mmap doorbell: {e}"))
+    });
+    let [Ok(bell_a), Ok(bell_b)] = bells else {
+        return Err("mmap the doorbells".into());
+    };
+    let nop = dma::nop();
+    for k in 0..BATCH_NOPS as usize {
+        a.mem.write(BATCH + k * 64, &nop.to_bytes());
+    }
+    let mtty_ty = MdevType::new(MTTY_PARENT, MTTY_TYPE);
+    let (ma, _) = create_open(&mtty_ty)?;
+    let (mb, _) = create_open(&mtty_ty)?;
+    let e = |e: VfioError| format!("STOP: {}", vfio::error_chain(&e));
+    b.dev.vfio.set_migration_state(STOP).map_err(e)?;
+    mb.dev.vfio.set_migration_state(STOP).map_err(e)?;
+    let (adis, bells, mttys) = (
+        [&a.dev.vfio, &b.dev.vfio],
+        [&bell_a, &bell_b],
+        [&ma.dev.vfio, &mb.dev.vfio],
+    );
+    let mut r = Mig::default();
+    let (mut cur, mut tail, mut pushed) = (0usize, 0u32, 0u64);
+    let d0 = a.stat("descriptors")? + b.stat("descriptors")?;
+    let batch = Descriptor::new(Opcode::Batch, BATCH_NOPS, IOVA + BATCH as u64, 0);
+    for i in 0..p.migrations {
+        for kind in 0..3 {
+            match (kind + i) % 3 {
+                0 => {
+                    r.idle.push(migrate(adis[cur], adis[1 - cur], || Ok(()))?);
+                    cur = 1 - cur;
+                }
+                1 => {
+                    a.mem.write(COMPL, &[0u8; 32]);
+                    let at_stop = || {
+                        for k in 0..RING_SIZE {
+                            let mut d = batch;
+                            if k + 1 == RING_SIZE {
+                                d.completion = IOVA + COMPL as u64;
+                            }
+                            let slot = (tail.wrapping_add(k) % RING_SIZE) as usize;
+                            dma::write_desc(&a.mem, RING + slot * 64, &d);
+                        }
+                        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                        bells[cur].write_u32(abi::DOORBELL_TAIL, tail.wrapping_add(RING_SIZE));
+                        Ok(())
+                    };
+                    r.busy.push(migrate(adis[cur], adis[1 - cur], at_stop)?);
+                    tail = tail.wrapping_add(RING_SIZE);
+                    pushed += u64::from(RING_SIZE * (BATCH_NOPS + 1));
+                    cur = 1 - cur;
+                    a.wait(COMPL)?;
+                }
+                _ => {
+                    let src = i % 2;
+                    r.mtty.push(migrate(mttys[src], mttys[1 - src], || Ok(()))?);
+                }
+            }
+        }
+    }
+    let ran = a.stat("descriptors")? + b.stat("descriptors")? - d0;
+    if ran != pushed {
+        return Err(format!(
+            "migrating busy ADIs: the two ran {ran} descriptors, {pushed} were queued"
+        ));
+    }
+    drop((bell_a, bell_b));
+    ma.close_remove()?;
+    mb.close_remove()?;
+    Ok(r)
 }
 
 fn meminfo() -> Res<(u64, u64)> {
@@ -850,6 +1090,11 @@ fn run(p: &Params) -> Res<Report> {
     let ac = access(p, sriov.as_ref())?;
     eprintln!("[bench] fast path: {} descriptors", p.descs);
     let f = fastpath(p)?;
+    eprintln!(
+        "[bench] migration x{} (idle ADI, busy ADI, mtty)",
+        p.migrations
+    );
+    let mg = migration(p)?;
     eprintln!("[bench] scaling: up to {} ADIs open", p.max_adis);
     let sc = scaling(p)?;
 
@@ -913,6 +1158,17 @@ fn run(p: &Params) -> Res<Report> {
         irq_latency_us: m(&f.irq_warm),
         irq_latency_warm_samples_us: f.irq_warm.clone(),
         irq_latency_cold_us: Some(m(&f.irq_cold)).filter(|v| v.is_finite()),
+        dirty_log_off_bytes_per_s: m(&f.log_off),
+        dirty_log_on_bytes_per_s: m(&f.log_on),
+        migration_downtime_ms: m(&mg.idle.down),
+        migration_total_ms: m(&mg.idle.total),
+        migration_stream_bytes: mg.idle.bytes,
+        migration_busy_downtime_ms: m(&mg.busy.down),
+        migration_busy_total_ms: m(&mg.busy.total),
+        migration_busy_stream_bytes: mg.busy.bytes,
+        mtty_migration_downtime_ms: m(&mg.mtty.down),
+        mtty_migration_total_ms: m(&mg.mtty.total),
+        mtty_migration_stream_bytes: mg.mtty.bytes,
         ratios: Ratios {
             create_open_adi_vs_mtty: ratio(m(&lc.adi), m(&lc.mtty)),
             create_open_adi_vs_vf: ratio(m(&lc.adi), vf),
@@ -922,6 +1178,9 @@ fn run(p: &Params) -> Res<Report> {
             config_read_adi_vs_vf: ratio(m(&ac.adi_config_read), median(&ac.vf_config_read)),
             reset_adi_vs_vf: ratio(m(&ac.adi_reset), median(&ac.vf_reset)),
             throughput_adi_vs_direct: direct_desc.and_then(|d| ratio(desc_rate, d)),
+            dirty_log_on_vs_off: ratio(m(&f.log_on), m(&f.log_off)),
+            migration_downtime_adi_vs_mtty: ratio(m(&mg.idle.down), m(&mg.mtty.down)),
+            migration_busy_downtime_adi_vs_mtty: ratio(m(&mg.busy.down), m(&mg.mtty.down)),
         },
     })
 }

@@ -22,6 +22,7 @@ use vdcm_selftests::desc::Descriptor;
 use vdcm_selftests::desc::Opcode;
 use vdcm_selftests::desc::Status;
 use vdcm_selftests::desc::COMPLETION_SIZE;
+use vdcm_selftests::desc::DESC_SIZE;
 use vdcm_selftests::dma;
 use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Portal;
@@ -625,6 +626,22 @@ struct FuzzModel {
     fd: bool,
 }
 
+impl FuzzModel {
+    /// A device just opened or reset (RUNNING, queue registers clear, no
+    /// stream), keeping the last stream saved before it.
+    fn opened(saved: Option<(Vec<u8>, (u32, u64))>) -> Self {
+        FuzzModel {
+            state: RUNNING,
+            regs: (0, 0),
+            read: vec![],
+            read_all: false,
+            saved,
+            written: Written::Nothing,
+            fd: false,
+        }
+    }
+}
+
 /// Checks a save stream's frame: the magic, version 1 (a 16-bit field; the
 /// header's length follows it) and the CRC-32C end
 /// mark over everything before it.
@@ -660,15 +677,7 @@ fn state_fuzz() -> Outcome {
     let (dev, vfio) = (&t.dev, &t.dev.vfio);
     let blk = abi::queue(0);
     dev.enable()?;
-    let mut m = FuzzModel {
-        state: RUNNING,
-        regs: (0, 0),
-        read: vec![],
-        read_all: false,
-        saved: None,
-        written: Written::Nothing,
-        fd: false,
-    };
+    let mut m = FuzzModel::opened(None);
     let (mut requests, mut refused, mut resumes, mut streams) = (0u32, 0u32, 0u32, 0u32);
     for step in 0..steps {
         let at = |what: String| format!("step {step} (seed {seed}): {what}");
@@ -734,15 +743,7 @@ fn state_fuzz() -> Outcome {
             70..=77 => {
                 dev.reset()?;
                 dev.enable()?;
-                m = FuzzModel {
-                    state: RUNNING,
-                    regs: (0, 0),
-                    read: vec![],
-                    read_all: false,
-                    saved: m.saved.take(),
-                    written: Written::Nothing,
-                    fd: false,
-                };
+                m = FuzzModel::opened(m.saved.take());
             }
             78..=87 if m.state == RUNNING => {
                 let size = 1u32 << (1 + r.below(u64::from(abi::MAX_RING_ORDER)));
@@ -878,7 +879,7 @@ fn dirty_tracking() -> Outcome {
     let mut copy = vec![0u8; MEM];
     copy_pages(&src.mem, &mut copy, 0..MEM / PAGE);
     let first = copy.clone();
-    let ring_pages = || RING / PAGE..(RING + RING_SIZE as usize * 64).div_ceil(PAGE);
+    let ring_pages = || RING / PAGE..(RING + RING_SIZE as usize * DESC_SIZE).div_ceil(PAGE);
     // The device writes while pre-copy runs.
     for i in 0..6 {
         queue.push(&fill(i));

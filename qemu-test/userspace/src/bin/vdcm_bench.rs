@@ -28,6 +28,7 @@ use vdcm_selftests::abi;
 use vdcm_selftests::desc::Descriptor;
 use vdcm_selftests::desc::Opcode;
 use vdcm_selftests::desc::Status;
+use vdcm_selftests::desc::DESC_SIZE;
 use vdcm_selftests::dma;
 use vdcm_selftests::dma::Queue;
 use vdcm_selftests::mdev::Mdev;
@@ -632,15 +633,20 @@ struct Fast {
     log_on: Vec<f64>,
 }
 
+/// Fills the BATCH descriptor array at `BATCH` with `BATCH_NOPS` NOPs.
+fn write_batch_nops(mem: &dma::DmaMem) {
+    let nop = dma::nop();
+    for k in 0..BATCH_NOPS as usize {
+        dma::write_desc(mem, BATCH + k * DESC_SIZE, &nop);
+    }
+}
+
 /// The fast path: trap count and descriptor rate over `p.descs` NOPs,
 /// the MEMMOVE byte rate, and interrupt latency.
 fn fastpath(p: &Params) -> Res<Fast> {
     let s = Datapath::new()?;
     let mut q = Queue::start(&s.dev, &s.mem, IOVA, 0, RING, RING_SIZE, 0)?;
-    let nop = dma::nop();
-    for k in 0..BATCH_NOPS as usize {
-        s.mem.write(BATCH + k * 64, &nop.to_bytes());
-    }
+    write_batch_nops(&s.mem);
     let batch = Descriptor::new(Opcode::Batch, BATCH_NOPS, IOVA + BATCH as u64, 0);
     let compl = IOVA + COMPL as u64;
     // One full ring per doorbell: RING_SIZE BATCH descriptors, the last
@@ -874,10 +880,7 @@ fn migration(p: &Params) -> Res<Mig> {
     let [Ok(bell_a), Ok(bell_b)] = bells else {
         return Err("mmap the doorbells".into());
     };
-    let nop = dma::nop();
-    for k in 0..BATCH_NOPS as usize {
-        a.mem.write(BATCH + k * 64, &nop.to_bytes());
-    }
+    write_batch_nops(&a.mem);
     let mtty_ty = MdevType::new(MTTY_PARENT, MTTY_TYPE);
     let (ma, _) = create_open(&mtty_ty)?;
     let (mb, _) = create_open(&mtty_ty)?;
@@ -909,7 +912,7 @@ fn migration(p: &Params) -> Res<Mig> {
                                 d.completion = IOVA + COMPL as u64;
                             }
                             let slot = (tail.wrapping_add(k) % RING_SIZE) as usize;
-                            dma::write_desc(&a.mem, RING + slot * 64, &d);
+                            dma::write_desc(&a.mem, RING + slot * DESC_SIZE, &d);
                         }
                         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
                         bells[cur].write_u32(abi::DOORBELL_TAIL, tail.wrapping_add(RING_SIZE));

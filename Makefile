@@ -7,6 +7,8 @@
 #   make bench    boot the VM with an SR-IOV device, run the benchmarks,
 #                 write qemu-test/out/bench.json (Documentation/benchmarks.rst)
 #   make modules  build the modules only (KDIR=... for your own kernel tree)
+#   make install  install the built modules into KDIR's kernel's module
+#                 directory and run depmod (INSTALL_MOD_PATH=... to stage)
 #
 # Variables: KDIR=<built kernel tree> (default: the harness's cached test
 # kernel, built on first use), KASAN=1 (the KASAN variant of the test
@@ -19,14 +21,17 @@
 # The modules themselves are described in Kbuild; this Makefile only
 # drives qemu-test/.
 
-export KDIR KASAN CLIPPY VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS ONLY
+export KDIR KASAN CLIPPY INSTALL_MOD_PATH VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS ONLY
 
-.PHONY: all modules run check check-debug bench setup kernel clean
+.PHONY: all modules install run check check-debug bench setup kernel clean
 
 all: modules
 
 modules:
 	@qemu-test/build.sh >/dev/null
+
+install:
+	@qemu-test/install.sh
 
 run:
 	@qemu-test/run.sh

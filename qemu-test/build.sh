@@ -22,16 +22,8 @@ for opt in RUST VFIO VFIO_MDEV IOMMUFD; do
 done
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 
-# Build the modules with the toolchain the kernel was built with: the
-# harness's trees say so in .vdcm-make-args; any other clang-built tree
-# gets LLVM=1 unless the caller set LLVM.
-if [ -f "$KDIR/.vdcm-make-args" ]; then
-	read -r -a make_args <"$KDIR/.vdcm-make-args"
-elif grep -q '^CONFIG_CC_IS_CLANG=y' "$KDIR/.config" && [ -z "${LLVM:-}" ]; then
-	make_args=(ARCH=x86_64 LLVM=1)
-else
-	make_args=(ARCH=x86_64)
-fi
+# With the toolchain the kernel was built with (lib.sh: kbuild_args).
+mapfile -t make_args < <(kbuild_args "$KDIR")
 modules() {
 	make -C "$KDIR" M="$TOP_DIR" "${make_args[@]}" ${CLIPPY:+CLIPPY=$CLIPPY} modules
 }

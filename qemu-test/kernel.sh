@@ -9,18 +9,22 @@
 #   kernel.sh build   build (or reuse) the kernel; print its tree's path
 #   kernel.sh kdir    print the path the cache key selects, building nothing
 #
-# KASAN=1 selects the KASAN variant (config/kasan.config on top).
+# KASAN=1 selects the KASAN variant (config/kasan.config on top); GUEST=1
+# the nested guests' small kernel (config/guest.config alone, cached as
+# ...-<hash>-guest), which nothing but the nested guests boot.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 KASAN=${KASAN:-0}
+GUEST=${GUEST:-0}
 fragments=("$QT_DIR/config/vdcm.config")
+[ "$GUEST" = 1 ] && fragments=("$QT_DIR/config/guest.config")
 # The default kernel is built with GCC. Rust with KASAN needs a clang-built
 # kernel, so the KASAN variant is built with LLVM 19; the tree records its
 # make arguments in .vdcm-make-args so modules are built the same way.
 make_args=(ARCH=x86_64)
-if [ "$KASAN" = 1 ]; then
+if [ "$KASAN" = 1 ] && [ "$GUEST" != 1 ]; then
 	fragments+=("$QT_DIR/config/kasan.config")
 	make_args+=(LLVM=-19)
 fi
@@ -34,6 +38,10 @@ required=(RUST=y IOMMUFD=y VFIO=y VFIO_MDEV=m VFIO_DEVICE_CDEV=y VFIO_GROUP=y
 	DEBUG_ATOMIC_SLEEP=y INTEL_IOMMU_DEBUGFS=y
 	VIRTIO_FS=y NET_9P_VIRTIO=y OVERLAY_FS=y)
 [ "$KASAN" = 1 ] && required+=(KASAN=y KASAN_GENERIC=y)
+if [ "$GUEST" = 1 ]; then
+	required=(RUST=y PCI_MSI=y SERIAL_8250_CONSOLE=y BLK_DEV_INITRD=y RD_GZIP=y
+		ACPI=y MODULE_UNLOAD=y KERNEL_ZSTD=y)
+fi
 
 # The newest linux-source-7.2 the archive offers, else 7.3.
 pick_source() {
@@ -54,6 +62,8 @@ read -r SRC_PKG SRC_VER < <(pick_source)
 cfg_hash=$(cat "${fragments[@]}" | sha256sum | cut -c1-12)
 suffix=
 [ "$KASAN" = 1 ] && suffix=-kasan
+label=kernel
+[ "$GUEST" = 1 ] && suffix=-guest label="guest kernel"
 KDIR=$CACHE_DIR/kernel/linux-$SRC_VER-$cfg_hash$suffix
 
 case "${1:-build}" in
@@ -66,12 +76,12 @@ build) ;;
 esac
 
 if [ -f "$KDIR/.vdcm-built" ]; then
-	say "kernel: cached $SRC_PKG $SRC_VER (config $cfg_hash$suffix) in $KDIR"
+	say "$label: cached $SRC_PKG $SRC_VER (config $cfg_hash$suffix) in $KDIR"
 	echo "$KDIR"
 	exit 0
 fi
 
-say "kernel: $SRC_PKG $SRC_VER, config $cfg_hash$suffix, not cached yet: building in $KDIR"
+say "$label: $SRC_PKG $SRC_VER, config $cfg_hash$suffix, not cached yet: building in $KDIR"
 [ "$SRC_PKG" = linux-source-7.2 ] || say "NOTE: linux-source-7.2 is gone from the archive; using $SRC_PKG"
 
 if [ ! -f "$KDIR/.vdcm-extracted" ]; then
@@ -95,19 +105,19 @@ configure() {
 	make "${make_args[@]}" olddefconfig
 	make "${make_args[@]}" rustavailable
 }
-run_step kernel-config configure
+run_step "kernel-config$suffix" configure
 for opt in "${required[@]}"; do
 	want=${opt#*=}
 	got=$(scripts/config -s "${opt%%=*}")
-	[ "$got" = "$want" ] || die "kernel config: CONFIG_${opt%%=*} is '$got', want '$want' (fragment ${fragments[*]}; log $LOG_DIR/kernel-config.log)"
+	[ "$got" = "$want" ] || die "kernel config: CONFIG_${opt%%=*} is '$got', want '$want' (fragment ${fragments[*]}; log $LOG_DIR/kernel-config$suffix.log)"
 done
 
 jobs=$(($(nproc) + 1))
 start=$SECONDS
-run_step kernel-build make "${make_args[@]}" -j"$jobs" bzImage modules
+run_step "kernel-build$suffix" make "${make_args[@]}" -j"$jobs" bzImage modules
 echo "${make_args[*]}" >"$KDIR/.vdcm-make-args"
 echo "$SRC_PKG $SRC_VER config=$cfg_hash$suffix built in $((SECONDS - start)) s on $(nproc) cores" >"$KDIR/.vdcm-built"
-say "kernel: built in $((SECONDS - start)) s"
+say "$label: built in $((SECONDS - start)) s"
 
 # Each tree is ~2.5 GB: keep this one and the previous one of the same
 # variant (switching between two configs stays cheap), drop older ones.

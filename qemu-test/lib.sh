@@ -39,3 +39,17 @@ run_step() {
 	fi
 	say "$name done in $((SECONDS - start)) s"
 }
+
+# kbuild_args KDIR: the make arguments modules are built with against KDIR,
+# the toolchain the kernel was built with: the harness's trees say so in
+# .vdcm-make-args; any other clang-built tree gets LLVM=1 unless the caller
+# set LLVM. One word per line.
+kbuild_args() {
+	if [ -f "$1/.vdcm-make-args" ]; then
+		tr ' ' '\n' <"$1/.vdcm-make-args"
+	elif grep -q '^CONFIG_CC_IS_CLANG=y' "$1/.config" && [ -z "${LLVM:-}" ]; then
+		printf '%s\n' ARCH=x86_64 LLVM=1
+	else
+		echo ARCH=x86_64
+	fi
+}

@@ -18,29 +18,34 @@ set -euo pipefail
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 KASAN=${KASAN:-0}
 GUEST=${GUEST:-0}
-fragments=("$QT_DIR/config/vdcm.config")
-[ "$GUEST" = 1 ] && fragments=("$QT_DIR/config/guest.config")
+# Each variant in one place: its config fragments, the options that must
+# be set as asked after olddefconfig (a fragment line that Kconfig silently
+# dropped for an unmet dependency would otherwise go unnoticed), its cache
+# suffix and its name in the log.
 # The default kernel is built with GCC. Rust with KASAN needs a clang-built
 # kernel, so the KASAN variant is built with LLVM 19; the tree records its
 # make arguments in .vdcm-make-args so modules are built the same way.
 make_args=(ARCH=x86_64)
-if [ "$KASAN" = 1 ] && [ "$GUEST" != 1 ]; then
-	fragments+=("$QT_DIR/config/kasan.config")
-	make_args+=(LLVM=-19)
-fi
-
-# Options that must be set as asked after olddefconfig; a fragment line that
-# Kconfig silently dropped (unmet dependency) would otherwise go unnoticed.
-required=(RUST=y IOMMUFD=y VFIO=y VFIO_MDEV=m VFIO_DEVICE_CDEV=y VFIO_GROUP=y
-	VFIO_CONTAINER=y SAMPLE_VFIO_MDEV_MTTY=m INTEL_IOMMU=y
-	INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON=y IRQ_REMAP=y PCI_PASID=y PCI_ATS=y
-	PCI_PRI=y EVENTFD=y KUNIT=y KUNIT_DEBUGFS=y PROVE_LOCKING=y DEBUG_KMEMLEAK=y
-	DEBUG_ATOMIC_SLEEP=y INTEL_IOMMU_DEBUGFS=y
-	VIRTIO_FS=y NET_9P_VIRTIO=y OVERLAY_FS=y)
-[ "$KASAN" = 1 ] && required+=(KASAN=y KASAN_GENERIC=y)
 if [ "$GUEST" = 1 ]; then
+	fragments=("$QT_DIR/config/guest.config")
 	required=(RUST=y PCI_MSI=y SERIAL_8250_CONSOLE=y BLK_DEV_INITRD=y RD_GZIP=y
 		ACPI=y MODULE_UNLOAD=y KERNEL_ZSTD=y)
+	suffix=-guest label="guest kernel"
+else
+	fragments=("$QT_DIR/config/vdcm.config")
+	required=(RUST=y IOMMUFD=y VFIO=y VFIO_MDEV=m VFIO_DEVICE_CDEV=y VFIO_GROUP=y
+		VFIO_CONTAINER=y SAMPLE_VFIO_MDEV_MTTY=m INTEL_IOMMU=y
+		INTEL_IOMMU_SCALABLE_MODE_DEFAULT_ON=y IRQ_REMAP=y PCI_PASID=y PCI_ATS=y
+		PCI_PRI=y EVENTFD=y KUNIT=y KUNIT_DEBUGFS=y PROVE_LOCKING=y DEBUG_KMEMLEAK=y
+		DEBUG_ATOMIC_SLEEP=y INTEL_IOMMU_DEBUGFS=y
+		VIRTIO_FS=y NET_9P_VIRTIO=y OVERLAY_FS=y)
+	suffix= label=kernel
+	if [ "$KASAN" = 1 ]; then
+		fragments+=("$QT_DIR/config/kasan.config")
+		required+=(KASAN=y KASAN_GENERIC=y)
+		make_args+=(LLVM=-19)
+		suffix=-kasan
+	fi
 fi
 
 # The newest linux-source-7.2 the archive offers, else 7.3.
@@ -60,10 +65,6 @@ pick_source() {
 
 read -r SRC_PKG SRC_VER < <(pick_source)
 cfg_hash=$(cat "${fragments[@]}" | sha256sum | cut -c1-12)
-suffix=
-[ "$KASAN" = 1 ] && suffix=-kasan
-label=kernel
-[ "$GUEST" = 1 ] && suffix=-guest label="guest kernel"
 KDIR=$CACHE_DIR/kernel/linux-$SRC_VER-$cfg_hash$suffix
 
 case "${1:-build}" in

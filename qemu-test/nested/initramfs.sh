@@ -18,7 +18,6 @@ lspci=$(command -v lspci) || die "lspci is not installed; run qemu-test/setup.sh
 [ -f "$kdir/arch/x86/boot/bzImage" ] || die "$kdir has no bzImage: build the guest kernel first (GUEST=1 qemu-test/kernel.sh build)"
 
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
-mkdir -p "$out"
 # Built in a copy of its sources: Kbuild refuses MO= once the source tree
 # holds the test kernel's build of the same modules.
 src=$out/module
@@ -28,7 +27,7 @@ mkdir -p "$src"
 	samples/vdcm_sim/desc.rs "$src/")
 mapfile -t make_args < <(kbuild_args "$kdir")
 make -C "$kdir" M="$src" "${make_args[@]}" VDCM_GUEST_ONLY=1 modules
-ko=$out/module/samples/vdcm_guest/vdcm_guest.ko
+ko=$src/samples/vdcm_guest/vdcm_guest.ko
 [ -f "$ko" ] || die "the guest driver did not build: $ko is missing"
 
 root=$(mktemp -d)

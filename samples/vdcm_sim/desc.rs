@@ -94,6 +94,10 @@ pub enum Status {
     InvalidField = 5,
     /// A descriptor of the BATCH failed (see its own completion record).
     BatchFailed = 6,
+    /// Not run: the portal held more descriptors than its QoS `threshold`
+    /// allows in flight; submit it again later (a shared work queue's
+    /// "retry").
+    Retry = 7,
 }
 
 impl Status {
@@ -107,6 +111,7 @@ impl Status {
             4 => Status::InvalidSize,
             5 => Status::InvalidField,
             6 => Status::BatchFailed,
+            7 => Status::Retry,
             _ => return None,
         })
     }

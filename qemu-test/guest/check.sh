@@ -85,7 +85,7 @@ point cpf_module_load insmod "$TOP_DIR/samples/vdcm_cpf/vdcm_cpf.ko"
 show_load_lines '[guest]'
 
 BIN=$TOP_DIR/qemu-test/userspace/target/release
-for bin in vfio_stack cpf migration adi_lifecycle adi_datapath adi_shared adi_bad_input adi_group adi_fuzz adi_races; do
+for bin in vfio_stack cpf migration adi_lifecycle adi_datapath adi_shared adi_qos adi_bad_input adi_group adi_fuzz adi_races; do
 	wanted "$bin" || continue
 	args=()
 	case $bin in

@@ -40,7 +40,7 @@ struct vdcm_pf;
 struct vdcm_tenant;
 
 /* Bumped on every incompatible change of this header. */
-#define VDCM_PF_CONTRACT_VERSION 7
+#define VDCM_PF_CONTRACT_VERSION 8
 
 /* Limits the core enforces at registration. */
 #define VDCM_PF_MAX_TYPES	8	/* ADI types per PF */
@@ -164,6 +164,9 @@ struct vdcm_dvsec {
  *              type (at most VDCM_PF_MAX_STATE); 0: ADIs of this type
  *              cannot be migrated, and the core offers no migration for
  *              them
+ * @max_threshold: the largest &vdcm_qos.threshold an ADI of this type
+ *                 takes (a shared type: the depth of its portal); 0: the
+ *                 type has no threshold (a dedicated queue)
  *
  * The core builds the config space of a PCI Express endpoint from this:
  * the IDs, the BARs (sizing included), Power Management, PCI Express with
@@ -186,6 +189,41 @@ struct vdcm_adi_type {
 	u32 units;
 	u32 nr_pins;
 	u32 state_size;
+	u32 max_threshold;
+};
+
+/* Limits and defaults of struct vdcm_qos, which the core enforces. */
+#define VDCM_QOS_WEIGHT_MIN	1
+#define VDCM_QOS_WEIGHT_MAX	200
+#define VDCM_QOS_WEIGHT_DEFAULT	100
+#define VDCM_QOS_PRIORITY_MAX	15
+#define VDCM_QOS_RATE_MAX	10000000	/* descriptors per second */
+
+/**
+ * struct vdcm_qos - how a PF shares itself with one ADI
+ * @weight: share among the ADIs of equal @priority, 1..200 (default 100):
+ *          under contention each gets work in proportion to its weight
+ * @priority: 0..15 (default 0): a higher level is served first; a lower
+ *            level only gets what the higher ones leave
+ * @max_rate: most descriptors per second the ADI runs; 0: unlimited
+ * @guaranteed_rate: descriptors per second the ADI is served at whatever
+ *                   the others do, if it submits that many; 0: none. The
+ *                   core admits it against &vdcm_pf.qos_capacity and
+ *                   keeps it at most @max_rate when that is set
+ * @threshold: most descriptors a shared ADI holds in flight in its portal
+ *             (1..the type's max_threshold, default max_threshold); work
+ *             beyond it is refused back to the tenant, not run; 0 for a
+ *             type without a threshold
+ *
+ * Descriptors are counted as the PF counts them for the ADI (a batch is
+ * one plus its members in the simulated PF).
+ */
+struct vdcm_qos {
+	u32 weight;
+	u32 priority;
+	u64 max_rate;
+	u64 guaranteed_rate;
+	u32 threshold;
 };
 
 /**
@@ -302,11 +340,18 @@ struct vdcm_tenant {
  *           and queues stay its own. Returns 0, -EINVAL for a state it
  *           does not accept, or another negative errno.
  *
- * Per-ADI QoS parameters come in a later version of this contract.
+ * @set_qos: schedule the ADI by @qos from now on (every field checked by
+ *           the core against the limits above and the type). Called right
+ *           after @adi_create with the defaults, on every change an
+ *           operator makes (while the ADI runs or not), and on a
+ *           migration's destination after @restore with the source's
+ *           settings. @reset leaves the settings alone. Returns 0 or a
+ *           negative errno (the change is then refused with it). Present
+ *           if and only if &vdcm_pf.qos_capacity is not 0.
  *
  * Context: for one ADI, @adi_create comes first and @adi_destroy last,
  * with no other call in flight; the core calls @reset, @unpinned,
- * @quiesce, @unquiesce, @save and @restore one at a time. @reset also ends
+ * @quiesce, @unquiesce, @save, @restore and @set_qos one at a time. @reset also ends
  * a quiesce: the ADI is then as after @adi_create. @trap_read, @trap_write, @direct_page and @counters are not
  * serialised: they may run concurrently with each other and with @reset or
  * @unpinned (as accesses reach a hardware function's registers while it
@@ -337,6 +382,7 @@ struct vdcm_pf_ops {
 	void (*unquiesce)(struct vdcm_pf *pf, void *adi);
 	int (*save)(struct vdcm_pf *pf, void *adi, void *buf, u32 len);
 	int (*restore)(struct vdcm_pf *pf, void *adi, const void *buf, u32 len);
+	int (*set_qos)(struct vdcm_pf *pf, void *adi, const struct vdcm_qos *qos);
 };
 
 /**
@@ -354,7 +400,11 @@ struct vdcm_pf_ops {
  *                 stats/ directory beside the core's own; sysfs names, none
  *                 equal to a core counter's (interrupts, resets, pasid,
  *                 traps_config, traps_barN): such a PF is refused
- * @ops: the PF's operations, all present
+ * @qos_capacity: descriptors per second the PF can guarantee in all, the
+ *                bound of the sum of its ADIs' &vdcm_qos.guaranteed_rate;
+ *                0: the PF does not schedule its ADIs (no @ops.set_qos),
+ *                and the core refuses every QoS setting with -EOPNOTSUPP
+ * @ops: the PF's operations, all present except as said of set_qos
  * @priv: the PF driver's own pointer, for its ops
  * @vdcm: the core's, while the PF is registered; the PF driver leaves it
  *        alone
@@ -372,6 +422,7 @@ struct vdcm_pf {
 	const struct vdcm_adi_type *types;
 	u32 nr_counters;
 	const char *const *counter_names;
+	u64 qos_capacity;
 	const struct vdcm_pf_ops *ops;
 	void *priv;
 	void *vdcm;

@@ -136,6 +136,26 @@ pub struct AdiType {
     /// Bytes [`PfDriver::save`] writes at most for one ADI; 0: ADIs of
     /// this type cannot be migrated.
     pub state_size: u32,
+    /// The largest QoS threshold of an ADI (a shared type's portal
+    /// depth); 0: the type has none.
+    pub max_threshold: u32,
+}
+
+/// How the PF is to share itself with one ADI ([`PfDriver::set_qos`];
+/// `struct vdcm_qos`, whose fields the VDCM checked against the limits
+/// the header gives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Qos {
+    /// Share among ADIs of equal priority (1..=200).
+    pub weight: u32,
+    /// Strict priority level (0..=15, higher first).
+    pub priority: u32,
+    /// Descriptors per second at most; 0: unlimited.
+    pub max_rate: u64,
+    /// Descriptors per second the ADI is served at whatever the others do.
+    pub guaranteed_rate: u64,
+    /// Most descriptors a shared ADI holds in flight; 0: no threshold.
+    pub threshold: u32,
 }
 
 /// What a PF offers, as it registers.
@@ -148,6 +168,10 @@ pub struct PfInfo<'a> {
     pub types: &'a [AdiType],
     /// Names of the per-ADI counters [`PfDriver::counters`] fills.
     pub counters: &'static [&'static CStr],
+    /// Descriptors per second the PF can guarantee in all (the bound of
+    /// its ADIs' guaranteed rates); 0: it does not schedule its ADIs and
+    /// [`PfDriver::set_qos`] is never called.
+    pub qos_capacity: u64,
 }
 
 /// The personality of a PF: what the VDCM asks of it (`struct
@@ -211,6 +235,14 @@ pub trait PfDriver: Send + Sync + 'static {
     /// Makes the state the one `buf` holds, checking all of it first: on
     /// error nothing has changed. The ADI is quiesced and freshly reset.
     fn restore(&self, adi: &Self::Adi, buf: &[u8]) -> Result;
+
+    /// Schedules the ADI by `qos` from now on: right after `adi_create`
+    /// (the defaults), on every operator change, after a migration's
+    /// `restore`. `reset` keeps the settings. Only called when
+    /// [`PfInfo::qos_capacity`] is not 0.
+    fn set_qos(&self, _adi: &Self::Adi, _qos: &Qos) -> Result {
+        Err(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))
+    }
 }
 
 /// The C description built from a [`PfInfo`], owned by the registration.
@@ -293,6 +325,7 @@ impl Description {
                     units: t.units,
                     nr_pins: t.pins,
                     state_size: t.state_size,
+                    max_threshold: t.max_threshold,
                 },
                 GFP_KERNEL,
             )?;
@@ -346,6 +379,7 @@ impl<T: PfDriver> Registration<T> {
     ) -> Result<impl PinInit<Self, Error> + 'a> {
         let desc = Description::new(info)?;
         let pasid_bits = info.pasid_bits;
+        let qos_capacity = info.qos_capacity;
         Ok(try_pin_init!(&this in Self {
             driver <- driver,
             desc,
@@ -371,7 +405,12 @@ impl<T: PfDriver> Registration<T> {
                         types: desc.types.as_ptr(),
                         nr_counters: desc.counters.len() as u32,
                         counter_names: desc.counters.as_ptr(),
-                        ops: const { &OpsTable::<T>::OPS },
+                        qos_capacity,
+                        ops: if qos_capacity != 0 {
+                            const { &OpsTable::<T>::OPS }
+                        } else {
+                            const { &OpsTable::<T>::OPS_NO_QOS }
+                        },
                         priv_: driver.cast(),
                         vdcm: core::ptr::null_mut(),
                     })
@@ -424,6 +463,13 @@ impl<T: PfDriver> OpsTable<T> {
         unquiesce: Some(Self::unquiesce),
         save: Some(Self::save),
         restore: Some(Self::restore),
+        set_qos: Some(Self::set_qos),
+    };
+
+    /// The table of a PF without QoS: the contract wants no `set_qos`.
+    const OPS_NO_QOS: bindings::vdcm_pf_ops = bindings::vdcm_pf_ops {
+        set_qos: None,
+        ..Self::OPS
     };
 
     /// # Safety
@@ -663,5 +709,31 @@ impl<T: PfDriver> OpsTable<T> {
         // contract) and not written during the call.
         let buf = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len as usize) };
         errno(driver.restore(&adi, buf))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VDCM with a registered PF, a live ADI and `qos`
+    /// valid for reads.
+    unsafe extern "C" fn set_qos(
+        pf: *mut bindings::vdcm_pf,
+        adi: *mut c_void,
+        qos: *const bindings::vdcm_qos,
+    ) -> kernel::ffi::c_int {
+        // SAFETY: per the function's contract.
+        let (driver, adi) = unsafe { (Self::driver(pf), Self::adi(adi)) };
+        // SAFETY: `qos` is valid for reads during the call (the function's
+        // contract); null is refused.
+        let Some(raw) = (unsafe { qos.as_ref() }) else {
+            return EINVAL.to_errno();
+        };
+        let qos = Qos {
+            weight: raw.weight,
+            priority: raw.priority,
+            max_rate: raw.max_rate,
+            guaranteed_rate: raw.guaranteed_rate,
+            threshold: raw.threshold,
+        };
+        errno(driver.set_qos(&adi, &qos))
     }
 }

@@ -139,6 +139,8 @@ pub struct TypeDesc {
     pub pins: u32,
     /// Bytes the PF saves at most for one ADI; 0: not migratable.
     pub state_size: u32,
+    /// The largest portal threshold of an ADI; 0: no threshold.
+    pub max_threshold: u32,
 }
 
 /// A resource pool, as the PF described it.
@@ -159,6 +161,30 @@ pub struct PfDescription {
     pub types: KVec<TypeDesc>,
     /// Names of the per-ADI counters.
     pub counters: KVec<CString>,
+    /// Descriptors per second the PF can guarantee in all; 0: it does not
+    /// schedule its ADIs ([`PfAdi::set_qos`] is refused).
+    pub qos_capacity: u64,
+}
+
+/// How a PF shares itself with one ADI (`struct vdcm_qos`; the header
+/// gives the meaning and the limits of each field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Qos {
+    /// Share among ADIs of equal priority.
+    pub weight: u32,
+    /// Strict priority level.
+    pub priority: u32,
+    /// Descriptors per second at most; 0: unlimited.
+    pub max_rate: u64,
+    /// Descriptors per second guaranteed.
+    pub guaranteed_rate: u64,
+    /// In-flight cap of a shared ADI's portal; 0: none.
+    pub threshold: u32,
+}
+
+/// `EOPNOTSUPP`, which the kernel crate does not name.
+pub fn eopnotsupp() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
 }
 
 /// Copies the NUL-terminated string at `p`; `EINVAL` for a null pointer.
@@ -233,6 +259,7 @@ impl PfDescription {
             pools,
             types,
             counters,
+            qos_capacity: pf.qos_capacity,
         })
     }
 
@@ -305,6 +332,7 @@ impl PfDescription {
             units: t.units,
             pins: t.nr_pins,
             state_size: t.state_size,
+            max_threshold: t.max_threshold,
         })
     }
 }
@@ -333,10 +361,18 @@ struct PfOps {
     unquiesce: unsafe extern "C" fn(*mut RawPf, *mut c_void),
     save: unsafe extern "C" fn(*mut RawPf, *mut c_void, *mut c_void, u32) -> i32,
     restore: unsafe extern "C" fn(*mut RawPf, *mut c_void, *const c_void, u32) -> i32,
+    /// Present exactly when the PF has a QoS capacity.
+    set_qos:
+        Option<unsafe extern "C" fn(*mut RawPf, *mut c_void, *const bindings::vdcm_qos) -> i32>,
 }
 
 impl PfOps {
-    fn check(o: &bindings::vdcm_pf_ops) -> Option<Self> {
+    /// The table if every required operation is there, and `set_qos`
+    /// exactly when the PF has a QoS capacity.
+    fn check(o: &bindings::vdcm_pf_ops, qos_capacity: u64) -> Option<Self> {
+        if o.set_qos.is_some() != (qos_capacity != 0) {
+            return None;
+        }
         Some(PfOps {
             config_read: o.config_read?,
             adi_create: o.adi_create?,
@@ -351,6 +387,7 @@ impl PfOps {
             unquiesce: o.unquiesce?,
             save: o.save?,
             restore: o.restore?,
+            set_qos: o.set_qos,
         })
     }
 }
@@ -542,6 +579,25 @@ impl PfAdi {
         // is valid for `len` bytes of reads.
         to_result(unsafe { (self.pf.ops.restore)(pf, adi, buf.as_ptr().cast(), len) })
     }
+
+    /// Schedules the ADI by `qos` (checked by the caller against the
+    /// header's limits); `EOPNOTSUPP` if the PF does not schedule ADIs.
+    pub fn set_qos(&self, qos: &Qos) -> Result {
+        let Some(set_qos) = self.pf.ops.set_qos else {
+            return Err(eopnotsupp());
+        };
+        let raw = bindings::vdcm_qos {
+            weight: qos.weight,
+            priority: qos.priority,
+            max_rate: qos.max_rate,
+            guaranteed_rate: qos.guaranteed_rate,
+            threshold: qos.threshold,
+        };
+        let (pf, adi) = self.raw();
+        // SAFETY: the PF's own op on its live ADI (type invariant); `raw`
+        // is valid for reads during the call.
+        to_result(unsafe { set_qos(pf, adi, &raw) })
+    }
 }
 
 impl Drop for PfAdi {
@@ -672,10 +728,12 @@ pub unsafe extern "C" fn vdcm_register_pf(pf: *mut bindings::vdcm_pf) -> kernel:
     // SAFETY: a non-null `ops` points to the PF's table, valid while
     // registered.
     let Some(ops) = (!p.ops.is_null())
-        .then(|| PfOps::check(unsafe { &*p.ops }))
+        .then(|| PfOps::check(unsafe { &*p.ops }, p.qos_capacity))
         .flatten()
     else {
-        pr_err!("PF registered without a complete vdcm_pf_ops table\n");
+        pr_err!(
+            "PF registered without a complete vdcm_pf_ops table (set_qos is there exactly when qos_capacity is not 0)\n"
+        );
         return EINVAL.to_errno();
     };
     // SAFETY: the caller follows the header's rules.

@@ -18,9 +18,12 @@ use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
 
 use crate::layout::AdiType;
+use crate::qos::AdiQosFiles;
+use crate::qos::Admission;
 use crate::vdcm_kernel::mdev;
 use crate::vdcm_kernel::pasid::PasidSpace;
 use crate::vdcm_kernel::pf_host::Pf;
+use crate::vdcm_kernel::sysfs::DeviceGroup;
 use crate::vdcm_kernel::vfio;
 use crate::vdev::Adi;
 
@@ -112,6 +115,15 @@ pub struct PfLink {
     pub stats: KVec<Stat>,
     /// The PF's counter names.
     pub pf_counters: KVec<CString>,
+    /// Its guaranteed capacity, and what its ADIs hold of it.
+    pub admission: Admission,
+}
+
+/// What the VDCM keeps for one ADI's mdev device: its `qos/` files (gone
+/// first) and its VFIO device.
+pub struct AdiData {
+    qos: Option<DeviceGroup<AdiQosFiles>>,
+    reg: KBox<vfio::Registration<Adi>>,
 }
 
 impl PfLink {
@@ -168,7 +180,7 @@ pub struct Vdcm;
 #[vtable]
 impl mdev::Driver for Vdcm {
     type ParentData = Arc<PfLink>;
-    type DeviceData = KBox<vfio::Registration<Adi>>;
+    type DeviceData = KBox<AdiData>;
 
     const NAME: &'static CStr = c"vdcm";
     const DEVICE_API: &'static CStr = c"vfio-pci";
@@ -192,18 +204,35 @@ impl mdev::Driver for Vdcm {
             );
         })?;
         let adi = Adi::new(link.clone(), type_index, reservation)?;
-        let reg = vfio::Registration::new(vfio::UnregisteredDevice::new(mdev.as_device(), adi)?)?;
+        let reg = KBox::new(
+            vfio::Registration::new(vfio::UnregisteredDevice::new(mdev.as_device(), adi)?)?,
+            GFP_KERNEL,
+        )?;
+        let qos = DeviceGroup::new(
+            mdev.as_device(),
+            AdiQosFiles {
+                adi: reg.device().clone(),
+            },
+        )?;
         dev_info!(
             mdev.as_device(),
             "ADI created: type {}, PASID {}\n",
             ty.name.to_str().unwrap_or("?"),
             reg.device().pasid()
         );
-        Ok(KBox::new(reg, GFP_KERNEL)?)
+        Ok(KBox::new(
+            AdiData {
+                qos: Some(qos),
+                reg,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
-    fn remove(_mdev: &mdev::Device, _link: &Arc<PfLink>, data: Self::DeviceData) {
-        let dev = data.device().clone();
+    fn remove(_mdev: &mdev::Device, _link: &Arc<PfLink>, mut data: Self::DeviceData) {
+        // No QoS change can start once the files are gone.
+        drop(data.qos.take());
+        let dev = data.reg.device().clone();
         // Unregistering waits until the user has closed the device.
         drop(data);
         // The PF is still registered here: its ADIs are removed before it
@@ -212,8 +241,8 @@ impl mdev::Driver for Vdcm {
         dev.destroy_pf_side();
     }
 
-    fn stat(data: &vfio::Registration<Adi>, index: usize) -> u64 {
-        let adi: &Adi = data.device();
+    fn stat(data: &AdiData, index: usize) -> u64 {
+        let adi: &Adi = data.reg.device();
         match adi.link().stats.get(index) {
             Some(Stat::Interrupts) => adi.counters().interrupts.load(Relaxed),
             Some(Stat::Resets) => adi.counters().resets.load(Relaxed),

@@ -118,6 +118,8 @@ pub struct AdiType {
     pub pins: u32,
     /// Bytes of the PF's saved state of one ADI; 0: not migratable.
     pub state_size: usize,
+    /// The largest QoS threshold of an ADI; 0: the type has none.
+    pub max_threshold: u32,
 }
 
 /// Why a description was refused: the message for the log.
@@ -263,6 +265,7 @@ impl AdiType {
             units: t.units,
             pins: t.pins,
             state_size: t.state_size as usize,
+            max_threshold: t.max_threshold,
         })
     }
 

@@ -11,7 +11,8 @@
 //!   state size), which must equal the destination's;
 //! - sections, each a tag, a length and that many bytes: [`Section::Config`]
 //!   (the 4 KiB config space), [`Section::Msix`] (table and pending bits),
-//!   [`Section::Pf`] (the PF's own part, as its `save` wrote it), each
+//!   [`Section::Pf`] (the PF's own part, as its `save` wrote it),
+//!   [`Section::Qos`] (the ADI's QoS settings, [`QOS_LEN`] bytes), each
 //!   exactly once, in that order;
 //! - [`Section::End`], whose 4 bytes are the CRC-32C of everything before
 //!   them.
@@ -31,6 +32,7 @@ use crate::config;
 use crate::irqs::Irqs;
 use crate::layout::AdiType;
 use crate::vdcm_kernel::crc::crc32c;
+use crate::vdcm_kernel::pf_host::Qos;
 use crate::vdcm_kernel::vfio::migration::MigState;
 use crate::vdcm_kernel::vfio::migration::MigrationStream;
 use crate::vdcm_kernel::wire::Reader;
@@ -38,8 +40,11 @@ use crate::vdcm_kernel::wire::Writer;
 
 /// First word of a stream: "VDCM".
 pub const MAGIC: u32 = 0x4d43_4456;
-/// Version of the stream's framing.
-pub const VERSION: u16 = 1;
+/// Version of the stream's framing (2: the QoS section).
+pub const VERSION: u16 = 2;
+/// Bytes of the QoS section: weight, priority, max rate, guaranteed rate,
+/// threshold and 4 reserved zero bytes.
+pub const QOS_LEN: usize = 4 + 4 + 8 + 8 + 4 + 4;
 /// Bytes of the header.
 pub const HEADER_LEN: usize =
     4 + 2 + 2 + NAME_LEN + 5 * 2 + 2 + 4 + 6 * 8 + 6 + 2 + 2 + 1 + 1 + 4 + 4 + 4;
@@ -60,6 +65,8 @@ pub enum Section {
     Msix = 2,
     /// The PF's part, at most the type's state size.
     Pf = 3,
+    /// The QoS settings, [`QOS_LEN`] bytes.
+    Qos = 4,
 }
 
 /// The migration state of an ADI and its open data stream, under the
@@ -126,7 +133,43 @@ pub fn max_len(ty: &AdiType) -> usize {
         + SECTION_HEAD
         + ty.state_size
         + SECTION_HEAD
+        + QOS_LEN
+        + SECTION_HEAD
         + 4
+}
+
+/// The QoS section's bytes for `q`.
+pub fn qos_bytes(q: &Qos) -> Result<[u8; QOS_LEN]> {
+    let mut out = [0u8; QOS_LEN];
+    let mut w = Writer::new(&mut out);
+    w.u32(q.weight)?;
+    w.u32(q.priority)?;
+    w.u64(q.max_rate)?;
+    w.u64(q.guaranteed_rate)?;
+    w.u32(q.threshold)?;
+    w.u32(0)?;
+    Ok(out)
+}
+
+/// The settings of a QoS section (its length checked by [`parse`]); the
+/// values are checked by the caller against the ADI's type.
+pub fn qos_from(bytes: &[u8]) -> core::result::Result<Qos, Refused> {
+    let bad = |_| refuse(EINVAL, "the QoS section is malformed");
+    let mut r = Reader::new(bytes);
+    let q = Qos {
+        weight: r.u32().map_err(bad)?,
+        priority: r.u32().map_err(bad)?,
+        max_rate: r.u64().map_err(bad)?,
+        guaranteed_rate: r.u64().map_err(bad)?,
+        threshold: r.u32().map_err(bad)?,
+    };
+    if r.u32().map_err(bad)? != 0 {
+        return Err(refuse(
+            EINVAL,
+            "the QoS section's reserved bytes are not zero",
+        ));
+    }
+    Ok(q)
 }
 
 /// Writes the header of a stream for type `ty`.
@@ -194,6 +237,8 @@ pub struct Parsed<'a> {
     pub msix: &'a [u8],
     /// The PF's part.
     pub pf: &'a [u8],
+    /// The QoS settings, as saved (not yet checked against the type).
+    pub qos: Qos,
 }
 
 /// Checks `stream` for an ADI of type `ty` and returns its sections;
@@ -241,8 +286,9 @@ pub fn parse<'a>(ty: &AdiType, stream: &'a [u8]) -> core::result::Result<Parsed<
         (Section::Config, config::CONFIG_SPACE_SIZE, true),
         (Section::Msix, Irqs::saved_size(ty.msix.vectors), true),
         (Section::Pf, ty.state_size, false),
+        (Section::Qos, QOS_LEN, true),
     ];
-    let mut parts: [&[u8]; 3] = [&[], &[], &[]];
+    let mut parts: [&[u8]; 4] = [&[], &[], &[], &[]];
     for ((tag, len, exact), part) in expect.iter().zip(parts.iter_mut()) {
         let t = r
             .u32()
@@ -275,7 +321,7 @@ pub fn parse<'a>(ty: &AdiType, stream: &'a [u8]) -> core::result::Result<Parsed<
         .u32()
         .map_err(|_| truncated("the stream ends inside its end mark"))?;
     if t != Section::End as u32 || n != 4 {
-        return Err(refuse(EINVAL, "a section follows the PF's section"));
+        return Err(refuse(EINVAL, "a section follows the QoS section"));
     }
     let crc = r
         .u32()
@@ -290,8 +336,13 @@ pub fn parse<'a>(ty: &AdiType, stream: &'a [u8]) -> core::result::Result<Parsed<
             "the stream's checksum does not match: corrupted",
         ));
     }
-    let [config, msix, pf] = parts;
-    Ok(Parsed { config, msix, pf })
+    let [config, msix, pf, qos] = parts;
+    Ok(Parsed {
+        config,
+        msix,
+        pf,
+        qos: qos_from(qos)?,
+    })
 }
 
 #[kunit_tests(vdcm_migration_stream)]
@@ -300,6 +351,14 @@ mod tests {
     use crate::layout::Bar;
     use crate::layout::Msix;
     use kernel::str::CString;
+
+    const SAMPLE_QOS: Qos = Qos {
+        weight: 7,
+        priority: 3,
+        max_rate: 5000,
+        guaranteed_rate: 1000,
+        threshold: 0,
+    };
 
     /// A type like the simulated PF's `1q`, with a 64-byte PF state.
     fn sample_type() -> Result<AdiType> {
@@ -328,6 +387,7 @@ mod tests {
                 pba: 0x3000,
             },
             dvsecs: KVec::new(),
+            max_threshold: 0,
             pool: 0,
             units: 1,
             pins: 1,
@@ -345,6 +405,7 @@ mod tests {
         let msix = KVVec::from_elem(0u8, Irqs::saved_size(ty.msix.vectors), GFP_KERNEL)?;
         write_section(&mut w, Section::Msix, &msix)?;
         write_section(&mut w, Section::Pf, b"pf")?;
+        write_section(&mut w, Section::Qos, &qos_bytes(&SAMPLE_QOS)?)?;
         let crc = crc32c(!0, w.written());
         write_end(&mut w, crc)?;
         let len = w.len();
@@ -366,6 +427,7 @@ mod tests {
         let p = parse(&ty, &s).map_err(|r| r.errno)?;
         assert_eq!(p.config.len(), config::CONFIG_SPACE_SIZE);
         assert_eq!(p.pf, b"pf");
+        assert_eq!(p.qos, SAMPLE_QOS);
         Ok(())
     }
 
@@ -405,8 +467,9 @@ mod tests {
     fn version_magic_and_trailing_bytes() -> Result {
         let ty = sample_type()?;
         let mut s = stream(&ty)?;
+        // Version 1 streams had no QoS section.
         if let Some(b) = s.get_mut(4) {
-            *b = 2;
+            *b = 1;
         }
         assert_eq!(errno_of(&ty, &s), -(kernel::bindings::EPROTO as i32));
         let mut s = stream(&ty)?;

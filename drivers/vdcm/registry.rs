@@ -13,11 +13,14 @@ use crate::host::PfLink;
 use crate::host::Pool;
 use crate::host::Vdcm;
 use crate::layout::AdiType;
+use crate::qos::Admission;
+use crate::qos::PfQosFiles;
 use crate::vdcm_kernel::mdev;
 use crate::vdcm_kernel::pasid::PasidSpace;
 use crate::vdcm_kernel::pf_host;
 use crate::vdcm_kernel::pf_host::Pf;
 use crate::vdcm_kernel::pf_host::PfDescription;
+use crate::vdcm_kernel::sysfs::DeviceGroup;
 
 /// PCI Express extended capabilities start here.
 const EXT_CAP_START: u32 = 0x100;
@@ -58,6 +61,13 @@ pub struct Registry {
     driver: Arc<mdev::DriverRegistration<Vdcm>>,
 }
 
+/// What the VDCM keeps for one registered PF.
+pub struct PfState {
+    // Dropped first: removes the PF's ADIs (giving their guarantees back).
+    _parent: Pin<KBox<mdev::Parent<Vdcm>>>,
+    _qos_files: DeviceGroup<PfQosFiles>,
+}
+
 impl Registry {
     /// A registry whose ADIs are driven by `driver`.
     pub fn new(driver: Arc<mdev::DriverRegistration<Vdcm>>) -> Self {
@@ -66,7 +76,7 @@ impl Registry {
 }
 
 impl pf_host::Host for Registry {
-    type PfState = Pin<KBox<mdev::Parent<Vdcm>>>;
+    type PfState = PfState;
 
     fn pf_added(&self, pf: Arc<Pf>, desc: PfDescription) -> Result<Self::PfState> {
         let dev: ARef<kernel::device::Device> = pf.device().into();
@@ -108,6 +118,7 @@ impl pf_host::Host for Registry {
                 pasids,
                 stats,
                 pf_counters: desc.counters,
+                admission: Admission::new(desc.qos_capacity),
             },
             GFP_KERNEL,
         )?;
@@ -128,6 +139,7 @@ impl pf_host::Host for Registry {
         for c in link.pf_counters.iter() {
             all_names.push(c, GFP_KERNEL)?;
         }
+        let qos_files = DeviceGroup::new(&dev, PfQosFiles { link: link.clone() })?;
         let parent =
             mdev::Parent::new(&dev, self.driver.clone(), &infos, &all_names, link.clone())?;
         dev_info!(
@@ -137,6 +149,9 @@ impl pf_host::Host for Registry {
             pasid_bits,
             link.pf_counters.len()
         );
-        Ok(parent)
+        Ok(PfState {
+            _parent: parent,
+            _qos_files: qos_files,
+        })
     }
 }

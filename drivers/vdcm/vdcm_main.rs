@@ -30,6 +30,7 @@ pub mod host;
 pub mod irqs;
 pub mod layout;
 pub mod migration;
+pub mod qos;
 pub mod registry;
 pub mod tenant;
 pub mod vdev;

@@ -14,8 +14,9 @@
 //! per region, so tests can prove which paths trap and which do not.
 //!
 //! Locking, outermost first: `ctl` (one lifecycle change at a time: open,
-//! reset, close, revocation, unmapping, destruction; held across the PF's
-//! `reset` and `unpinned`), then the PF's own locks, then the tenant's
+//! reset, close, revocation, unmapping, destruction, a QoS change; held
+//! across the PF's `reset`, `unpinned` and `set_qos`), then `qos` (held
+//! across `set_qos`), then the PF's own locks, then the tenant's
 //! `dev` and `pins` (see `tenant`), then `config` and `irqs` (never both).
 //! The PF calls the tenant with its locks held, and pinning takes the
 //! tenant's `mmap_lock`, so `ctl` comes before `mmap_lock`. The slow path
@@ -44,9 +45,11 @@ use crate::layout::AdiType;
 use crate::layout::Target;
 use crate::migration;
 use crate::migration::MigCtl;
+use crate::qos;
 use crate::tenant::AdiTenant;
 use crate::vdcm_kernel::pasid::Pasid;
 use crate::vdcm_kernel::pf_host::PfAdi;
+use crate::vdcm_kernel::pf_host::Qos;
 use crate::vdcm_kernel::ratelimit::RateLimit;
 use crate::vdcm_kernel::revocable::RevocableGuard;
 use crate::vdcm_kernel::revocable::SleepableRevocable;
@@ -131,6 +134,10 @@ pub struct Adi {
     counters: AdiCounters,
     /// Limits the errors user space can make the ADI log.
     log_limit: RateLimit,
+    /// The QoS settings the PF schedules the ADI by (see `qos`); changed
+    /// under `ctl`.
+    #[pin]
+    qos: Mutex<Qos>,
 }
 
 #[pinned_drop]
@@ -170,6 +177,18 @@ impl Adi {
                     e
                 );
             })?;
+        let qos = qos::defaults(t.max_threshold);
+        if link.admission.capacity != 0 {
+            // The PF schedules the ADI from its first descriptor; a PF
+            // refusing the defaults refuses the ADI (its side is dropped).
+            pf.set_qos(&qos).inspect_err(|e| {
+                dev_err!(
+                    link.pf.device(),
+                    "PF refused the default QoS settings of a new ADI: {:?}\n",
+                    e
+                );
+            })?;
+        }
         Ok(try_pin_init!(Adi {
             link,
             ty,
@@ -193,7 +212,62 @@ impl Adi {
                 interrupts: Atomic::new(0),
             },
             log_limit: RateLimit::new(),
+            qos <- new_mutex!(qos),
         }))
+    }
+
+    /// The ADI's QoS settings.
+    pub fn qos(&self) -> Qos {
+        *self.qos.lock()
+    }
+
+    /// An operator sets QoS knob `knob` (file `name`) to `value`: checked,
+    /// admitted, given to the PF, then kept; on error nothing changed.
+    /// `dev` is the ADI's device, for the messages.
+    pub fn set_qos_knob(
+        &self,
+        dev: &kernel::device::Device,
+        knob: qos::Knob,
+        name: &CStr,
+        value: u64,
+    ) -> Result {
+        let name = name.to_str().unwrap_or("?");
+        let _ctl = self.ctl.lock();
+        if self.link.admission.capacity == 0 {
+            adi_err!(
+                self,
+                dev,
+                "qos/{}: the PF does not schedule its ADIs (no QoS capacity)\n",
+                name
+            );
+            return Err(crate::vdcm_kernel::pf_host::eopnotsupp());
+        }
+        let mut cur = self.qos.lock();
+        let new = qos::with(&cur, knob, value, self.ty.max_threshold).map_err(|why| {
+            adi_err!(self, dev, "qos/{} = {} refused: {}\n", name, value, why);
+            EINVAL
+        })?;
+        let pf = self.pf().ok_or(ENODEV)?;
+        let admission = &self.link.admission;
+        admission
+            .change(cur.guaranteed_rate, new.guaranteed_rate, || pf.set_qos(&new))
+            .inspect_err(|e| {
+                if *e == ENOSPC {
+                    adi_err!(
+                        self,
+                        dev,
+                        "qos/{} = {} refused: the PF has {} of its {} descriptors/s left to guarantee\n",
+                        name,
+                        value,
+                        admission.left() + cur.guaranteed_rate,
+                        admission.capacity
+                    );
+                } else {
+                    adi_err!(self, dev, "qos/{} = {}: the PF refused it: {:?}\n", name, value, e);
+                }
+            })?;
+        *cur = new;
+        Ok(())
     }
 
     /// The ADI's type.
@@ -251,6 +325,10 @@ impl Adi {
             self.tenant.ops().detach();
             drop(pf);
         }
+        // The guarantee goes back to the PF with the ADI.
+        let mut qos = self.qos.lock();
+        self.link.admission.release(qos.guaranteed_rate, 0);
+        qos.guaranteed_rate = 0;
     }
 
     /// Whether the device may master DMA now: the command register's
@@ -490,6 +568,11 @@ impl Adi {
             migration::Section::Pf,
             pf_part.get(..n).ok_or(EINVAL)?,
         )?;
+        migration::write_section(
+            &mut w,
+            migration::Section::Qos,
+            &migration::qos_bytes(&self.qos())?,
+        )?;
         let crc = crate::vdcm_kernel::crc::crc32c(!0, w.written());
         migration::write_end(&mut w, crc)?;
         let len = w.len();
@@ -515,7 +598,68 @@ impl Adi {
         self.irqs.lock().check_saved(parsed.msix).inspect_err(|_| {
             dev_err!(dev.parent(), "migration stream refused: bad MSI-X state\n");
         })?;
+        let qos = parsed.qos;
+        qos::check(&qos, self.ty.max_threshold).map_err(|why| {
+            dev_err!(
+                dev.parent(),
+                "migration stream refused: its QoS settings do not fit this ADI: {}\n",
+                why
+            );
+            EINVAL
+        })?;
         let pf = self.pf().ok_or(ENODEV)?;
+        // The guarantee is admitted on this PF before anything changes;
+        // the PF gets the settings once its state is restored.
+        let mut cur = self.qos.lock();
+        let qos_on = self.link.admission.capacity != 0;
+        if qos_on {
+            let admission = &self.link.admission;
+            admission
+                .change(cur.guaranteed_rate, qos.guaranteed_rate, || Ok(()))
+                .inspect_err(|_| {
+                    dev_err!(
+                        dev.parent(),
+                        "migration stream refused: it guarantees {} descriptors/s and this PF has {} left\n",
+                        qos.guaranteed_rate,
+                        admission.left() + cur.guaranteed_rate
+                    );
+                })?;
+        } else if qos != qos::defaults(self.ty.max_threshold) {
+            dev_err!(
+                dev.parent(),
+                "migration stream refused: it carries QoS settings and this PF does not schedule its ADIs\n"
+            );
+            return Err(crate::vdcm_kernel::pf_host::eopnotsupp());
+        }
+        let old = *cur;
+        let applied = self.restore_pf(dev, &pf, &parsed, &qos, qos_on);
+        if applied.is_err() && qos_on {
+            self.link
+                .admission
+                .release(qos.guaranteed_rate, old.guaranteed_rate);
+        } else if applied.is_ok() {
+            *cur = qos;
+        }
+        drop(cur);
+        applied?;
+        let mut config = self.config.lock();
+        config.load_image(parsed.config)?;
+        self.memory_enabled.store(config.memory_enabled(), Relaxed);
+        self.bus_master.store(config.bus_master_enabled(), Relaxed);
+        drop(config);
+        self.irqs.lock().load(parsed.msix)
+    }
+
+    /// The PF's part of applying a checked stream: its state, then its
+    /// QoS settings (`qos_on`: the PF schedules ADIs).
+    fn restore_pf(
+        &self,
+        dev: &vfio::Device<Self>,
+        pf: &PfAdi,
+        parsed: &migration::Parsed<'_>,
+        qos: &Qos,
+        qos_on: bool,
+    ) -> Result {
         pf.reset();
         self.tenant.ops().drop_pins(|_| true);
         pf.quiesce()?;
@@ -526,12 +670,16 @@ impl Adi {
                 e
             );
         })?;
-        let mut config = self.config.lock();
-        config.load_image(parsed.config)?;
-        self.memory_enabled.store(config.memory_enabled(), Relaxed);
-        self.bus_master.store(config.bus_master_enabled(), Relaxed);
-        drop(config);
-        self.irqs.lock().load(parsed.msix)
+        if qos_on {
+            pf.set_qos(qos).inspect_err(|e| {
+                dev_err!(
+                    dev.parent(),
+                    "the PF refused the stream's QoS settings: {:?}\n",
+                    e
+                );
+            })?;
+        }
+        Ok(())
     }
 
     /// One arc of the migration state machine, from `cur` to `next`.

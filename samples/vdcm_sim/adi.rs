@@ -51,6 +51,7 @@ use crate::vdcm_kernel::pf;
 use crate::vdcm_kernel::pf::AdiType;
 use crate::vdcm_kernel::pf::Bar;
 use crate::vdcm_kernel::pf::PfDriver;
+use crate::vdcm_kernel::pf::Qos;
 use crate::vdcm_kernel::pf::Range;
 use crate::vdcm_kernel::pf::RangeKind;
 use crate::vdcm_kernel::tenant::TenantRef;
@@ -143,6 +144,7 @@ const fn adi_type(
         // One pin per queue: its ring, while it runs.
         pins: queues as u32,
         state_size: state_size(queues),
+        max_threshold: 0,
     }
 }
 
@@ -164,21 +166,32 @@ pub const TYPES: [AdiType; 3] = [
         4,
         doorbells(4, FOUR_PAGES),
     ),
-    adi_type(
-        c"shared",
-        c"VDCM ADI, 1 portal on a shared queue pair",
-        1,
-        POOL_PORTALS,
-        1,
-        doorbells(1, ONE_PAGE),
+    // A portal holds at most its slots in flight: that bounds its QoS
+    // threshold.
+    with_threshold(
+        adi_type(
+            c"shared",
+            c"VDCM ADI, 1 portal on a shared queue pair",
+            1,
+            POOL_PORTALS,
+            1,
+            doorbells(1, ONE_PAGE),
+        ),
+        crate::abi::PORTAL_SLOTS,
     ),
 ];
+
+/// `t` with a QoS threshold of at most `max`.
+const fn with_threshold(mut t: AdiType, max: u32) -> AdiType {
+    t.max_threshold = max;
+    t
+}
 
 /// Index of the shared type in [`TYPES`].
 const SHARED: u32 = 2;
 
 /// The PF's per-ADI counters, in [`PfDriver::counters`] order.
-pub const COUNTERS: &[&CStr] = &[c"descriptors", c"bytes", c"faults", c"invalid"];
+pub const COUNTERS: &[&CStr] = &[c"descriptors", c"bytes", c"faults", c"invalid", c"retries"];
 
 /// What backs an ADI's queues.
 enum Backing {
@@ -580,11 +593,19 @@ impl PfDriver for SimPf {
 
     fn counters(&self, adi: &SimAdi, values: &mut [u64]) {
         let s = self.queue_stats(adi);
-        for (v, c) in values
-            .iter_mut()
-            .zip([s.descriptors, s.bytes, s.faults, s.invalid])
+        for (v, c) in
+            values
+                .iter_mut()
+                .zip([s.descriptors, s.bytes, s.faults, s.invalid, s.retries])
         {
             *v = c;
+        }
+    }
+
+    fn set_qos(&self, adi: &SimAdi, qos: &Qos) -> Result {
+        match &adi.backing {
+            Backing::Dedicated(qps) => self.qps_set_qos(qps, qos),
+            Backing::Shared(portal) => self.portal_set_qos(*portal, qos),
         }
     }
 }

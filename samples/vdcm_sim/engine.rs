@@ -6,7 +6,8 @@
 //! **How doorbells are noticed.** A doorbell page is plain memory mapped
 //! into the tenant; a store to it raises nothing. The engine therefore
 //! polls, on the system workqueue, and only while some queue pair of the PF
-//! is started: `qp_start` kicks it, and a poll that finds no started queue
+//! is started (a poll reads the doorbells of the started queues only, from
+//! the table's active list): `qp_start` kicks it, and a poll that finds no started queue
 //! pair does not re-arm, so an idle PF costs no CPU. While queues are
 //! started, a poll that found work re-arms at once (each poll runs at most
 //! [`BUDGET`] descriptors per queue pair, so other work gets the CPU); a
@@ -31,13 +32,17 @@ use kernel::prelude::*;
 use kernel::sync::atomic::Atomic;
 use kernel::sync::atomic::Relaxed;
 use kernel::sync::Arc;
+use kernel::time::Instant;
 use kernel::time::Jiffies;
+use kernel::time::Monotonic;
 
 use crate::desc;
 use crate::desc::Completion;
 use crate::desc::Descriptor;
 use crate::desc::Opcode;
 use crate::desc::Status;
+use crate::sched::Sched;
+use crate::sched::MAX_PRIORITY;
 use crate::sim_pf::QpStats;
 use crate::sim_pf::QpTable;
 use crate::sim_pf::Queues;
@@ -56,12 +61,47 @@ pub const SPIN_POLLS: u32 = 16;
 pub const FAST_POLLS: u32 = 64;
 /// Longest interval between polls of started, quiet queues.
 pub const MAX_DELAY_MS: u32 = 32;
+/// Most deficit-round-robin rounds of one level in one poll (a bound: the
+/// per-poll budget ends them first unless every weight is tiny).
+const MAX_ROUNDS: u32 = 1024;
 
 /// The data mover of one PF.
 pub struct Engine {
     queues: Arc<Queues>,
     /// Consecutive polls that found started queues but no work.
     empty_polls: Atomic<u32>,
+    /// The clock the rate limits are measured on starts here.
+    epoch: Instant<Monotonic>,
+}
+
+/// A queue pair or a portal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queue {
+    /// Queue pair `n`.
+    Qp(usize),
+    /// Portal `n` of the shared queue pair.
+    Portal(usize),
+}
+
+/// A queue a poll found work on.
+#[derive(Clone, Copy, Debug)]
+pub struct Work {
+    queue: Queue,
+    /// Descriptors submitted and not yet run.
+    pending: u32,
+}
+
+impl QpTable {
+    /// The scheduling state `queue` is charged to (its ADI's).
+    fn sched(&mut self, queue: Queue) -> Option<&mut Sched> {
+        match queue {
+            Queue::Qp(i) => {
+                let leader = self.qps.get(i)?.leader.unwrap_or(i);
+                Some(&mut self.qps.get_mut(leader)?.sched)
+            }
+            Queue::Portal(i) => Some(&mut self.portals.get_mut(i)?.sched),
+        }
+    }
 }
 
 impl Engine {
@@ -70,6 +110,7 @@ impl Engine {
         Engine {
             queues,
             empty_polls: Atomic::new(0),
+            epoch: Instant::now(),
         }
     }
 
@@ -85,141 +126,318 @@ impl Engine {
         let shift = (empty - SPIN_POLLS - FAST_POLLS).min(16);
         (1 << shift).min(max)
     }
+
+    /// Finds the started queues with work, walking the active list only
+    /// (and dropping from it what stopped); marks the rings and portals
+    /// that broke the rules stopped. Returns whether any queue is started.
+    fn scan(&self, table: &mut QpTable, now_ns: i64) -> bool {
+        table.work.clear();
+        let mut started = false;
+        let mut k = 0;
+        while let Some(&queue) = table.active.get(k) {
+            match self.look(table, queue, now_ns) {
+                Some(pending) => {
+                    started = true;
+                    k += 1;
+                    if pending > 0 {
+                        // Room for every queue was reserved.
+                        let _ = table.work.push(Work { queue, pending }, GFP_NOWAIT);
+                    }
+                }
+                None => {
+                    // The last entry takes its place (order is not kept).
+                    let last = table.active.len() - 1;
+                    table.active.swap(k, last);
+                    table.active.truncate(last);
+                    match queue {
+                        Queue::Qp(i) => table.qps.get_mut(i).map(|q| q.listed = false),
+                        Queue::Portal(i) => table.portals.get_mut(i).map(|p| p.listed = false),
+                    };
+                }
+            }
+        }
+        started
+    }
+
+    /// How much work `queue` has; `None` if it is not started (stopped,
+    /// disabled, unbound or paused), or stopped now for breaking the
+    /// rules. Refills its ADI's buckets.
+    fn look(&self, table: &mut QpTable, queue: Queue, now_ns: i64) -> Option<u32> {
+        let pending = match queue {
+            Queue::Qp(i) => {
+                let q = table.qps.get_mut(i)?;
+                let (Some(ring), Some(_), false) = (q.ring.as_mut(), q.binding.as_ref(), q.paused)
+                else {
+                    return None;
+                };
+                let tail = self.queues.doorbells.get(i)?.read_u32(DOORBELL_TAIL).ok()?;
+                let pending = tail.wrapping_sub(ring.head);
+                if pending > ring.size {
+                    // The tenant claims more descriptors than the ring
+                    // holds.
+                    q.stats.invalid += 1;
+                    q.ring = None;
+                    return None;
+                }
+                pending
+            }
+            Queue::Portal(i) => {
+                let p = table.portals.get_mut(i)?;
+                let (true, Some(_), false) = (p.enabled, p.binding.as_ref(), p.paused) else {
+                    return None;
+                };
+                let tail = self
+                    .queues
+                    .portal_pages
+                    .get(i)?
+                    .read_u32(PORTAL_TAIL)
+                    .ok()?;
+                let pending = tail.wrapping_sub(p.head);
+                if pending > PORTAL_SLOTS {
+                    // More than the portal holds: the portal stops.
+                    p.stats.invalid += 1;
+                    p.enabled = false;
+                    return None;
+                }
+                if pending > 0 {
+                    p.classify(tail);
+                }
+                pending
+            }
+        };
+        if pending > 0 {
+            table.sched(queue)?.refill(now_ns);
+        }
+        Some(pending)
+    }
+
+    /// Runs what the ADI's credit allows of `w`'s pending work:
+    /// `guaranteed` spends the guarantee's credit, otherwise the round's.
+    /// Returns how many descriptors it took off the queue (run or
+    /// refused).
+    fn serve(&self, table: &mut QpTable, w: &mut Work, guaranteed: bool) -> u32 {
+        let Some(mut sched) = table.sched(w.queue).copied() else {
+            return 0;
+        };
+        let pending = w.pending;
+        let allowed = |s: &Sched| {
+            if guaranteed {
+                s.guaranteed()
+            } else {
+                s.deficit > 0 && s.may_run()
+            }
+        };
+        match w.queue {
+            Queue::Qp(i) => {
+                let QpTable {
+                    qps,
+                    bufs,
+                    ring_buf,
+                    batch_buf,
+                    ..
+                } = &mut *table;
+                let Some(q) = qps.get_mut(i) else {
+                    return 0;
+                };
+                let (Some(ring), Some((_, tenant))) = (q.ring.as_mut(), q.binding.as_ref()) else {
+                    return 0;
+                };
+                let mut exec = Exec {
+                    tenant,
+                    bufs: &mut *bufs,
+                    batch_buf: &mut *batch_buf,
+                    stats: &mut q.stats,
+                    vector: q.vector,
+                };
+                // Descriptors are fetched a contiguous run of ring slots
+                // at a time: one translated copy instead of one per
+                // descriptor.
+                let (mut at, mut fetched) = (0usize, 0usize);
+                let mut dead = false;
+                while w.pending > 0 && allowed(&sched) {
+                    let before = exec.stats.descriptors;
+                    if at == fetched {
+                        let slot = ring.head & (ring.size - 1);
+                        let n = w.pending.min(BUDGET).min(ring.size - slot) as usize;
+                        let iova = ring
+                            .base
+                            .wrapping_add(u64::from(slot) * desc::DESC_SIZE as u64);
+                        let ok = match ring_buf.get_mut(..n * desc::DESC_SIZE) {
+                            Some(chunk) => exec.tenant.dma_rw(iova, chunk, false).is_ok(),
+                            None => false,
+                        };
+                        if ok {
+                            (at, fetched) = (0, n);
+                        } else if exec.run_at(iova).is_err() {
+                            // Part of the run is unreachable: this slot is.
+                            // The ring itself is unreachable: nothing more
+                            // can run.
+                            dead = true;
+                            break;
+                        } else {
+                            ring.head = ring.head.wrapping_add(1);
+                            w.pending -= 1;
+                            sched.charge(exec.stats.descriptors - before, !guaranteed);
+                            continue;
+                        }
+                    }
+                    let mut raw = [0u8; desc::DESC_SIZE];
+                    let off = at * desc::DESC_SIZE;
+                    raw.copy_from_slice(&ring_buf[off..off + desc::DESC_SIZE]);
+                    exec.complete(&Descriptor::decode(&raw), false);
+                    at += 1;
+                    ring.head = ring.head.wrapping_add(1);
+                    w.pending -= 1;
+                    sched.charge(exec.stats.descriptors - before, !guaranteed);
+                }
+                if dead {
+                    q.ring = None;
+                    w.pending = 0;
+                }
+            }
+            Queue::Portal(i) => {
+                let QpTable {
+                    portals,
+                    bufs,
+                    batch_buf,
+                    ..
+                } = &mut *table;
+                let (Some(p), Some(page)) = (portals.get_mut(i), self.queues.portal_pages.get(i))
+                else {
+                    return 0;
+                };
+                let Some((_, tenant)) = p.binding.as_ref() else {
+                    return 0;
+                };
+                let mut exec = Exec {
+                    tenant,
+                    bufs: &mut *bufs,
+                    batch_buf: &mut *batch_buf,
+                    stats: &mut p.stats,
+                    vector: p.vector,
+                };
+                while w.pending > 0 && allowed(&sched) {
+                    let slot = p.head % PORTAL_SLOTS;
+                    let mut raw = [0u8; desc::DESC_SIZE];
+                    if page
+                        .read(slot as usize * desc::DESC_SIZE, &mut raw)
+                        .is_err()
+                    {
+                        w.pending = 0;
+                        break;
+                    }
+                    let d = Descriptor::decode(&raw);
+                    p.head = p.head.wrapping_add(1);
+                    w.pending -= 1;
+                    if p.refused & (1 << slot) != 0 {
+                        // Beyond the threshold when it was submitted.
+                        p.refused &= !(1 << slot);
+                        exec.refuse(&d);
+                        continue;
+                    }
+                    p.accepted = p.accepted.saturating_sub(1);
+                    let before = exec.stats.descriptors;
+                    exec.complete(&d, false);
+                    sched.charge(exec.stats.descriptors - before, !guaranteed);
+                }
+            }
+        }
+        if let Some(s) = table.sched(w.queue) {
+            *s = sched;
+        }
+        pending - w.pending
+    }
 }
 
 impl Poll for Engine {
     fn poll(&self) -> Option<Jiffies> {
-        let mut table = self.queues.table.lock();
-        let QpTable {
-            qps,
-            bufs,
-            ring_buf,
-            batch_buf,
-            portals,
-            ..
-        } = &mut *table;
-        let mut started = false;
+        let now_ns = self.epoch.elapsed().as_nanos().max(1);
+        let mut guard = self.queues.table.lock();
+        let table = &mut *guard;
+        let started = self.scan(table, now_ns);
+        let mut work = core::mem::take(&mut table.work);
         let mut worked = false;
-        for (i, q) in qps.iter_mut().enumerate() {
-            let (Some(ring), Some((_, tenant)), false) =
-                (q.ring.as_mut(), q.binding.as_ref(), q.paused)
-            else {
-                continue;
-            };
-            started = true;
-            let Some(tail) = self
-                .queues
-                .doorbells
-                .get(i)
-                .and_then(|d| d.read_u32(DOORBELL_TAIL).ok())
-            else {
-                continue;
-            };
-            let pending = tail.wrapping_sub(ring.head);
-            if pending == 0 {
+        // Guarantees first, whatever the priorities.
+        for w in work.iter_mut() {
+            if table.sched(w.queue).is_some_and(|s| s.guaranteed()) {
+                worked |= self.serve(table, w, true) > 0;
+            }
+        }
+        // Then deficit round robin at the highest level with work it may
+        // run, round after round until the level ran dry or ran
+        // `BUDGET` descriptors per queue with work; a lower level only
+        // if that level ran dry.
+        let mut wait_ns = i64::MAX;
+        let mut saturated = false;
+        for level in (0..=MAX_PRIORITY).rev() {
+            let queues = work
+                .iter()
+                .filter(|w| w.pending > 0)
+                .filter(|w| {
+                    let q = w.queue;
+                    table.sched(q).is_some_and(|s| s.qos.priority == level)
+                })
+                .count();
+            if queues == 0 {
                 continue;
             }
-            if pending > ring.size {
-                // The tenant claims more descriptors than the ring holds.
-                q.stats.invalid += 1;
-                q.ring = None;
-                continue;
-            }
-            worked = true;
-            let mut exec = Exec {
-                tenant,
-                bufs: &mut *bufs,
-                batch_buf: &mut *batch_buf,
-                stats: &mut q.stats,
-                vector: q.vector,
-            };
-            // Descriptors are fetched a contiguous run of ring slots at a
-            // time: one translated copy instead of one per descriptor.
-            let mut left = pending.min(BUDGET);
-            let mut dead = false;
-            while left > 0 && !dead {
-                let slot = ring.head & (ring.size - 1);
-                let n = left.min(ring.size - slot);
-                let iova = ring
-                    .base
-                    .wrapping_add(u64::from(slot) * desc::DESC_SIZE as u64);
-                let len = n as usize * desc::DESC_SIZE;
-                let fetched = match ring_buf.get_mut(..len) {
-                    Some(chunk) => tenant.dma_rw(iova, chunk, false).is_ok(),
-                    None => false,
-                };
-                for k in 0..n as usize {
-                    if fetched {
-                        let mut raw = [0u8; desc::DESC_SIZE];
-                        let at = k * desc::DESC_SIZE;
-                        raw.copy_from_slice(&ring_buf[at..at + desc::DESC_SIZE]);
-                        exec.complete(&Descriptor::decode(&raw), false);
-                    } else {
-                        // Part of the run is unreachable: one by one, to
-                        // stop at the first slot that is.
-                        let at = iova.wrapping_add((k * desc::DESC_SIZE) as u64);
-                        if exec.run_at(at).is_err() {
-                            dead = true;
-                            break;
+            let limit = BUDGET as usize * queues;
+            let mut ran = 0usize;
+            for _ in 0..MAX_ROUNDS {
+                table.round = table.round.wrapping_add(1);
+                let round = table.round;
+                saturated = false;
+                for w in work.iter_mut().filter(|w| w.pending > 0) {
+                    let Some(s) = table.sched(w.queue) else {
+                        continue;
+                    };
+                    if s.qos.priority != level {
+                        continue;
+                    }
+                    if !s.may_run() {
+                        wait_ns = wait_ns.min(s.wait_ns());
+                        continue;
+                    }
+                    if s.round != round {
+                        // The ADI's quantum, once per round however many
+                        // of its queues have work; unspent credit carries
+                        // over up to one quantum.
+                        s.round = round;
+                        s.deficit = s.deficit.min(s.quantum()) + s.quantum();
+                    }
+                    ran += self.serve(table, w, false) as usize;
+                    if w.pending > 0 {
+                        match table.sched(w.queue) {
+                            Some(s) if s.may_run() => saturated = true,
+                            Some(s) => wait_ns = wait_ns.min(s.wait_ns()),
+                            None => {}
                         }
                     }
-                    ring.head = ring.head.wrapping_add(1);
                 }
-                left -= n;
-            }
-            if dead {
-                // The ring itself is unreachable: nothing more can run.
-                q.ring = None;
-            }
-        }
-        // The shared queue pair: each enabled portal's submissions, round
-        // robin, each tagged with the portal's PASID (its tenant).
-        for (i, p) in portals.iter_mut().enumerate() {
-            let (true, Some((_, tenant)), false) = (p.enabled, p.binding.as_ref(), p.paused) else {
-                continue;
-            };
-            started = true;
-            let Some(page) = self.queues.portal_pages.get(i) else {
-                continue;
-            };
-            let Ok(tail) = page.read_u32(PORTAL_TAIL) else {
-                continue;
-            };
-            let pending = tail.wrapping_sub(p.head);
-            if pending == 0 {
-                continue;
-            }
-            if pending > PORTAL_SLOTS {
-                // More than the portal holds: the portal stops.
-                p.stats.invalid += 1;
-                p.enabled = false;
-                continue;
-            }
-            worked = true;
-            let mut exec = Exec {
-                tenant,
-                bufs: &mut *bufs,
-                batch_buf: &mut *batch_buf,
-                stats: &mut p.stats,
-                vector: p.vector,
-            };
-            for _ in 0..pending.min(BUDGET) {
-                let slot = (p.head % PORTAL_SLOTS) as usize;
-                let mut raw = [0u8; desc::DESC_SIZE];
-                if page.read(slot * desc::DESC_SIZE, &mut raw).is_err() {
+                if !saturated || ran >= limit {
                     break;
                 }
-                exec.complete(&Descriptor::decode(&raw), false);
-                p.head = p.head.wrapping_add(1);
+            }
+            worked |= ran > 0;
+            if saturated {
+                break;
             }
         }
+        table.work = work;
+        drop(guard);
         if !started {
             self.empty_polls.store(0, Relaxed);
             return None;
         }
-        if worked {
+        if worked || saturated {
             self.empty_polls.store(0, Relaxed);
             return Some(0);
+        }
+        if wait_ns != i64::MAX {
+            // Work waits for a rate limit: wake when the first may run.
+            self.empty_polls.store(0, Relaxed);
+            let ms = u32::try_from(wait_ns / 1_000_000 + 1).unwrap_or(MAX_DELAY_MS);
+            return Some(kernel::time::msecs_to_jiffies(ms.min(MAX_DELAY_MS)).max(1));
         }
         let empty = self.empty_polls.load(Relaxed).saturating_add(1);
         self.empty_polls.store(empty, Relaxed);
@@ -277,6 +495,29 @@ impl Exec<'_> {
             self.tenant.raise_irq(self.vector);
         }
         done.status == Status::Success
+    }
+
+    /// Completes `d` with [`Status::Retry`] without running it: its portal
+    /// held more than its threshold when it was submitted.
+    fn refuse(&mut self, d: &Descriptor) {
+        self.stats.retries += 1;
+        if d.completion != 0 {
+            let rec = Completion {
+                status: Status::Retry,
+                opcode: d.opcode,
+                done: 0,
+                fault_iova: 0,
+                result: 0,
+            };
+            let mut raw = rec.encode();
+            if self.tenant.dma_rw(d.completion, &mut raw, true).is_err() {
+                self.stats.faults += 1;
+            }
+        }
+        if d.wants_interrupt() {
+            self.stats.interrupts += 1;
+            self.tenant.raise_irq(self.vector);
+        }
     }
 
     /// Runs `d` and says how it went.

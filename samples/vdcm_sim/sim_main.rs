@@ -22,6 +22,7 @@ mod desc_tests;
 pub mod direct;
 pub mod engine;
 pub mod regs;
+pub mod sched;
 pub mod sim_pf;
 
 use sim_pf::Queues;
@@ -55,6 +56,10 @@ module! {
         num_portals: u32 {
             default: 1024,
             description: "Portals on each PF's shared queue pair (0..=16384; 0: no shared mode)",
+        },
+        qos_capacity: u32 {
+            default: 100000,
+            description: "Descriptors per second each PF can guarantee to its ADIs in all (the bound of their qos/guaranteed_rate); 0: the PFs do not schedule ADIs and refuse QoS settings",
         },
     },
 }
@@ -111,6 +116,7 @@ impl kernel::Module for SimModule {
             pools: &pools[..1 + shared],
             types: &adi::TYPES[..2 + shared],
             counters: adi::COUNTERS,
+            qos_capacity: (*module_parameters::qos_capacity.value()).into(),
         };
         let class = Arc::new(class::Class::new(c"vdcm_sim")?, GFP_KERNEL)?;
         let mut list = KVec::with_capacity(pfs as usize, GFP_KERNEL)?;

@@ -22,8 +22,12 @@ use kernel::sync::Arc;
 use kernel::sync::Mutex;
 
 use crate::engine::Engine;
+use crate::engine::Queue;
+use crate::engine::Work;
+use crate::sched::Sched;
 use crate::vdcm_kernel::class::Counters;
 use crate::vdcm_kernel::doorbell::DoorbellPage;
+use crate::vdcm_kernel::pf::Qos;
 use crate::vdcm_kernel::poller::Poller;
 use crate::vdcm_kernel::tenant::TenantRef;
 
@@ -40,6 +44,8 @@ pub struct QpStats {
     pub invalid: u64,
     /// Completion interrupts raised.
     pub interrupts: u64,
+    /// Portal descriptors refused beyond the QoS threshold.
+    pub retries: u64,
 }
 
 impl core::ops::Add for QpStats {
@@ -52,6 +58,7 @@ impl core::ops::Add for QpStats {
             faults: self.faults + o.faults,
             invalid: self.invalid + o.invalid,
             interrupts: self.interrupts + o.interrupts,
+            retries: self.retries + o.retries,
         }
     }
 }
@@ -77,6 +84,62 @@ pub struct Portal {
     pub paused: bool,
     /// Counters since allocation.
     pub stats: QpStats,
+    /// The ADI's scheduling state (`sched`).
+    pub sched: Sched,
+    /// Submitted slots classified against the threshold, up to here
+    /// (free-running, between `head` and the tail).
+    pub seen: u32,
+    /// Classified descriptors accepted and not yet run.
+    pub accepted: u32,
+    /// Slots (bit `slot`) refused when classified, not yet completed.
+    pub refused: u64,
+    /// Whether it is in [`QpTable::active`].
+    pub listed: bool,
+}
+
+impl QpTable {
+    /// Lists `queue` as possibly having work (once).
+    pub fn activate(&mut self, queue: Queue) {
+        let listed = match queue {
+            Queue::Qp(i) => self.qps.get_mut(i).map(|q| &mut q.listed),
+            Queue::Portal(i) => self.portals.get_mut(i).map(|p| &mut p.listed),
+        };
+        if let Some(listed @ false) = listed {
+            *listed = true;
+            // Room for every queue was reserved: this cannot allocate.
+            let _ = self.active.push(queue, GFP_NOWAIT);
+        }
+    }
+}
+
+impl Portal {
+    /// Classifies the slots submitted up to `tail` that were not yet:
+    /// accepted while fewer than the threshold are accepted and not run,
+    /// refused beyond.
+    pub fn classify(&mut self, tail: u32) {
+        if self.seen.wrapping_sub(self.head) > tail.wrapping_sub(self.head) {
+            // The tail went back: start over from the head.
+            self.restart_classes();
+        }
+        let threshold = self.sched.qos.threshold.clamp(1, PORTAL_SLOTS);
+        while self.seen != tail {
+            let bit = 1u64 << (self.seen % PORTAL_SLOTS);
+            if self.accepted < threshold {
+                self.accepted += 1;
+                self.refused &= !bit;
+            } else {
+                self.refused |= bit;
+            }
+            self.seen = self.seen.wrapping_add(1);
+        }
+    }
+
+    /// Forgets the classification: what is pending is classified again.
+    pub fn restart_classes(&mut self) {
+        self.seen = self.head;
+        self.accepted = 0;
+        self.refused = 0;
+    }
 }
 
 /// A running queue pair's ring.
@@ -106,6 +169,13 @@ pub struct Qp {
     pub paused: bool,
     /// Counters since allocation.
     pub stats: QpStats,
+    /// The ADI's scheduling state, in its first queue pair's entry.
+    pub sched: Sched,
+    /// The queue pair holding this one's ADI's scheduling state; `None`:
+    /// this one.
+    pub leader: Option<usize>,
+    /// Whether it is in [`QpTable::active`].
+    pub listed: bool,
 }
 
 /// The queue-pair table and the engine's staging buffers.
@@ -123,6 +193,15 @@ pub struct QpTable {
     /// Counters of queue pairs and portals since freed, for the PF's
     /// totals.
     pub retired: QpStats,
+    /// The queues a poll found work on (room for all of them).
+    pub work: KVec<Work>,
+    /// The queue pairs and portals that may have work: started (or
+    /// enabled) and not paused. A poll walks these only, so its cost
+    /// follows the active queues, not the PF's size; entries that stopped
+    /// are dropped by the next poll.
+    pub active: KVec<Queue>,
+    /// The engine's deficit-round-robin round.
+    pub round: u64,
 }
 
 /// What the PF and its engine share.
@@ -175,6 +254,9 @@ impl Queues {
             )?,
             portals,
             retired: QpStats::default(),
+            work: KVec::with_capacity(n + p, GFP_KERNEL)?,
+            active: KVec::with_capacity(n + p, GFP_KERNEL)?,
+            round: 0,
         };
         Arc::pin_init(
             try_pin_init!(Queues {
@@ -319,8 +401,10 @@ impl SimPf {
             .enumerate()
             .find(|(_, q)| !q.allocated)
             .ok_or(ENOSPC)?;
+        // The poll's list may still hold the queue pair: keep saying so.
         *q = Qp {
             allocated: true,
+            listed: q.listed,
             ..Qp::default()
         };
         // The doorbell of a fresh queue pair reads 0, not what the last
@@ -339,7 +423,10 @@ impl SimPf {
         let QpTable { qps, retired, .. } = &mut *table;
         if let Some(q) = qps.get_mut(qp as usize).filter(|q| q.allocated) {
             *retired = *retired + q.stats;
-            *q = Qp::default();
+            *q = Qp {
+                listed: q.listed,
+                ..Qp::default()
+            };
         }
     }
 
@@ -403,6 +490,9 @@ impl SimPf {
             q.paused = paused;
             Ok(())
         })?;
+        if !paused {
+            self.queues.table.lock().activate(Queue::Qp(qp as usize));
+        }
         self.engine.kick();
         Ok(())
     }
@@ -415,6 +505,7 @@ impl SimPf {
             Ok(())
         });
         if !paused {
+            self.queues.table.lock().activate(Queue::Qp(qp as usize));
             self.engine.kick();
         }
     }
@@ -484,6 +575,7 @@ impl SimPf {
         *p = Portal {
             allocated: true,
             binding: Some((pasid, tenant)),
+            listed: p.listed,
             ..Portal::default()
         };
         u32::try_from(i).map_err(|_| EINVAL)
@@ -532,9 +624,13 @@ impl SimPf {
                 // Work starts at the tail as it is now.
                 None => page.read_u32(PORTAL_TAIL)?,
             };
+            p.restart_classes();
             p.enabled = enable;
             p.vector = vector;
             p.paused = enable && paused;
+            if enable && !paused {
+                table.activate(Queue::Portal(portal as usize));
+            }
         }
         if enable {
             self.engine.kick();
@@ -552,6 +648,9 @@ impl SimPf {
                 .filter(|p| p.allocated)
             {
                 p.paused = paused && p.enabled;
+            }
+            if !paused {
+                table.activate(Queue::Portal(portal as usize));
             }
         }
         if !paused {
@@ -577,7 +676,10 @@ impl SimPf {
         } = &mut *table;
         if let Some(p) = portals.get_mut(portal as usize).filter(|p| p.allocated) {
             *retired = *retired + p.stats;
-            *p = Portal::default();
+            *p = Portal {
+                listed: p.listed,
+                ..Portal::default()
+            };
         }
     }
 
@@ -587,6 +689,42 @@ impl SimPf {
             .portal_pages
             .get(portal as usize)
             .map(DoorbellPage::page)
+    }
+
+    /// Schedules the ADI of queue pairs `qps` by `qos`: its state lives in
+    /// the first one's entry, which the others point to.
+    pub fn qps_set_qos(&self, qps: &[u32], qos: &Qos) -> Result {
+        let leader = *qps.first().ok_or(EINVAL)? as usize;
+        let mut table = self.queues.table.lock();
+        for &qp in qps {
+            let q = table
+                .qps
+                .get_mut(qp as usize)
+                .filter(|q| q.allocated)
+                .ok_or(EINVAL)?;
+            q.leader = Some(leader);
+        }
+        table.qps.get_mut(leader).ok_or(EINVAL)?.sched.set(qos);
+        drop(table);
+        // A raised limit or a new guarantee can let waiting work run now.
+        self.engine.kick();
+        Ok(())
+    }
+
+    /// Schedules portal `portal`'s ADI by `qos`; a new threshold applies to
+    /// what is submitted from now on.
+    pub fn portal_set_qos(&self, portal: u32, qos: &Qos) -> Result {
+        {
+            let mut table = self.queues.table.lock();
+            let p = table
+                .portals
+                .get_mut(portal as usize)
+                .filter(|p| p.allocated)
+                .ok_or(EINVAL)?;
+            p.sched.set(qos);
+        }
+        self.engine.kick();
+        Ok(())
     }
 
     /// The counters of portal `portal`.

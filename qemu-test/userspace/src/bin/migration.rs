@@ -29,6 +29,7 @@ use vdcm_selftests::dma::Portal;
 use vdcm_selftests::dma::Queue;
 use vdcm_selftests::dma::Tenant;
 use vdcm_selftests::mdev::MdevType;
+use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::ensure;
 use vdcm_selftests::tap::note;
 use vdcm_selftests::tap::Outcome;
@@ -72,6 +73,17 @@ const ALL_FLAGS: u64 = (uapi::VFIO_MIGRATION_STOP_COPY
     | uapi::VFIO_MIGRATION_PRE_COPY) as u64;
 /// The VDCM's stream header (drivers/vdcm/migration.rs, `HEADER_LEN`).
 const HEADER_LEN: usize = 112;
+/// The stream's framing version (drivers/vdcm/migration.rs, `VERSION`).
+const STREAM_VERSION: u16 = 2;
+/// Bytes of the QoS section's body (`QOS_LEN`): weight, priority,
+/// max_rate, guaranteed_rate, threshold, reserved; it is the last section,
+/// before the end mark's tag, length and CRC.
+const QOS_LEN: usize = 32;
+
+/// Offset of the QoS section's body in a whole stream of `len` bytes.
+fn qos_at(len: usize) -> usize {
+    len - 12 - QOS_LEN
+}
 
 /// The errno behind a failed migration call, if it carries one.
 fn errno_of(e: &VfioError) -> Option<i32> {
@@ -396,6 +408,45 @@ fn cpf() -> Outcome {
     })
 }
 
+/// The ADI's QoS settings travel with it: the destination shows the
+/// source's and its PF holds the guarantee too (the source, stopped, still
+/// holds its own until it is removed).
+fn carries_qos() -> Outcome {
+    let ty = MdevType::new(PF, "vdcm_sim-1q");
+    let left_file = format!("/sys/class/mdev_bus/{PF}/qos/guaranteed_left");
+    let left = || sysfs::read_u64(&left_file);
+    let knobs = [
+        ("weight", 7u64),
+        ("priority", 3),
+        ("max_rate", 5000),
+        ("guaranteed_rate", 1000),
+    ];
+    let src = Tenant::new(&ty, MEM, IOVA)?;
+    let before = left()?;
+    for (knob, value) in knobs {
+        sysfs::write(src.mdev.0.dir().join("qos").join(knob), &value.to_string())?;
+    }
+    let data = save(&src.dev.vfio)?;
+    let dst = destination(&ty, &src.mem)?;
+    resume(&dst.dev.vfio, &data).map_err(fail("resume"))?;
+    for (knob, value) in knobs {
+        let got = sysfs::read_u64(dst.mdev.0.dir().join("qos").join(knob))?;
+        ensure(got == value, || {
+            format!("destination qos/{knob} {got}, the source had {value}")
+        })?;
+    }
+    let now = left()?;
+    ensure(now + 2000 == before, || {
+        format!("guaranteed_left {now} with both ADIs holding 1000, {before} before")
+    })?;
+    drop(dst);
+    drop(src);
+    let after = left()?;
+    ensure(after == before, || {
+        format!("guaranteed_left {after} after both ADIs went, {before} before")
+    })
+}
+
 /// A valid stream of a 1q ADI with a running queue, and the source kept
 /// alive (its memory is the destination's too).
 fn valid_stream() -> Result<(Tenant, Vec<u8>), String> {
@@ -445,6 +496,25 @@ fn bad_streams() -> Outcome {
     pf[pf_at] ^= 0xff;
     reseal(&mut pf);
     cases.push(("PF state the PF refuses", pf, libc::EINVAL));
+    // QoS settings out of range (weight 0), resealed: the destination
+    // checks them against its limits before it applies anything.
+    let mut weight = good.clone();
+    let at = qos_at(weight.len());
+    weight[at..at + 4].copy_from_slice(&0u32.to_le_bytes());
+    reseal(&mut weight);
+    cases.push(("QoS weight 0", weight, libc::EINVAL));
+    // A guarantee no PF of the simulated device can admit (its capacity
+    // is 100000 descriptors/s): refused with ENOSPC, before anything
+    // changes.
+    let mut guarantee = good.clone();
+    let at = qos_at(guarantee.len()) + 16;
+    guarantee[at..at + 8].copy_from_slice(&10_000_000u64.to_le_bytes());
+    reseal(&mut guarantee);
+    cases.push((
+        "QoS guarantee over the PF's capacity",
+        guarantee,
+        libc::ENOSPC,
+    ));
     // A byte after the end: EINVAL from the parser, or EFBIG at the write
     // when the stream already has the type's largest size (the simulated
     // PF's part always does).
@@ -642,8 +712,8 @@ impl FuzzModel {
     }
 }
 
-/// Checks a save stream's frame: the magic, version 1 (a 16-bit field; the
-/// header's length follows it) and the CRC-32C end
+/// Checks a save stream's frame: the magic, version [`STREAM_VERSION`] (a
+/// 16-bit field; the header's length follows it) and the CRC-32C end
 /// mark over everything before it.
 fn check_frame(data: &[u8]) -> Outcome {
     ensure(data.len() > HEADER_LEN + 4 && &data[..4] == b"VDCM", || {
@@ -653,7 +723,7 @@ fn check_frame(data: &[u8]) -> Outcome {
     let n = data.len();
     let crc = u32::from_le_bytes(data[n - 4..].try_into().unwrap_or_default());
     ensure(
-        version == 1 && crc == crc32c::crc32c(&data[..n - 4]),
+        version == STREAM_VERSION && crc == crc32c::crc32c(&data[..n - 4]),
         || format!("stream version {version}, end mark {crc:#x} does not match"),
     )
 }
@@ -959,6 +1029,7 @@ fn main() {
     t.point("migration_precopy", precopy);
     t.point("migration_cpf", cpf);
     t.point("migration_bad_stream", bad_streams);
+    t.point("migration_carries_qos", carries_qos);
     t.point("migration_reset_ends_stream", reset_ends_stream);
     t.point("migration_dirty_log", dirty_log);
     t.point("migration_dirty_tracking", dirty_tracking);

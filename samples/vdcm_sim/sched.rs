@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How the engine shares itself between ADIs: the QoS settings the VDCM
+//! gives (`set_qos`) and the per-ADI scheduling state they drive.
+//!
+//! - **Guarantees first.** An ADI with a `guaranteed_rate` earns committed
+//!   credit at that rate; while it has credit and work, it is served
+//!   before everything else (the VDCM admitted the sum of the guarantees
+//!   against the PF's capacity).
+//! - **Strict priority** between levels: a level is served only while no
+//!   higher level has work it is allowed to run.
+//! - **Deficit round robin** by `weight` within a level: each round an ADI
+//!   earns `weight * QUANTUM` credit (in hundredths of a descriptor) and
+//!   runs descriptors while its credit lasts; what it did not spend stays
+//!   while it has work, and an idle ADI keeps none.
+//! - **Token bucket** for `max_rate`: credit earned at that rate, at most
+//!   [`BURST_MS`] of it; an ADI out of tokens waits, and the engine wakes
+//!   when the first of the waiting earns one.
+//!
+//! A descriptor costs what it counts for the ADI (a BATCH one plus its
+//! members), charged after it ran, so credit can go below zero.
+//!
+//! The state of a multi-queue ADI lives in its first queue pair's entry
+//! (its "leader"); its other queue pairs point there.
+
+use crate::vdcm_kernel::pf::Qos;
+
+/// Credit per unit of weight per round, in hundredths of a descriptor: an
+/// ADI of the default weight (100) earns 64 descriptors per round.
+pub const QUANTUM: i64 = 64;
+/// Hundredths of a descriptor per descriptor.
+pub const UNIT: i64 = 100;
+/// The most credit a token bucket holds, in milliseconds of its rate.
+pub const BURST_MS: i64 = 32;
+const NS_PER_S: i64 = 1_000_000_000;
+/// The highest priority level.
+pub const MAX_PRIORITY: u32 = crate::vdcm_kernel::bindings::VDCM_QOS_PRIORITY_MAX;
+
+/// The settings of an ADI nobody changed (`set_qos` always comes before
+/// the first descriptor, but queue pairs of the in-kernel client never
+/// get one).
+pub const DEFAULT_QOS: Qos = Qos {
+    weight: 100,
+    priority: 0,
+    max_rate: 0,
+    guaranteed_rate: 0,
+    threshold: crate::abi::PORTAL_SLOTS,
+};
+
+/// A rate-driven credit, in nano-descriptors (1e9 per descriptor).
+#[derive(Clone, Copy, Debug, Default)]
+struct Bucket {
+    credit: i64,
+}
+
+impl Bucket {
+    /// Adds what `rate` descriptors per second earn in `ns`, up to the
+    /// burst.
+    fn refill(&mut self, rate: u64, ns: i64) {
+        let rate = rate as i64;
+        let cap = (rate * BURST_MS * 1_000_000).max(NS_PER_S);
+        self.credit = self.credit.saturating_add(rate.saturating_mul(ns)).min(cap);
+    }
+
+    fn has(&self) -> bool {
+        self.credit > 0
+    }
+
+    fn charge(&mut self, descriptors: u64) {
+        self.credit = self
+            .credit
+            .saturating_sub((descriptors as i64).saturating_mul(NS_PER_S));
+    }
+
+    /// Nanoseconds until the bucket holds credit again at `rate`.
+    fn wait_ns(&self, rate: u64) -> i64 {
+        if self.has() || rate == 0 {
+            return 0;
+        }
+        (1 - self.credit) / rate as i64 + 1
+    }
+}
+
+/// The scheduling state of one ADI.
+#[derive(Clone, Copy, Debug)]
+pub struct Sched {
+    /// Its settings.
+    pub qos: Qos,
+    /// DRR credit, in hundredths of a descriptor.
+    pub deficit: i64,
+    /// `max_rate`'s bucket.
+    tokens: Bucket,
+    /// `guaranteed_rate`'s credit.
+    committed: Bucket,
+    /// When the buckets were last filled (ns, monotonic); 0: never.
+    last_ns: i64,
+    /// The DRR round this ADI last earned its quantum in.
+    pub round: u64,
+}
+
+impl Default for Sched {
+    fn default() -> Self {
+        Sched {
+            qos: DEFAULT_QOS,
+            deficit: 0,
+            tokens: Bucket::default(),
+            committed: Bucket::default(),
+            last_ns: 0,
+            round: 0,
+        }
+    }
+}
+
+impl Sched {
+    /// New settings; the credit earned so far is kept, capped by the new
+    /// rates at the next refill.
+    pub fn set(&mut self, qos: &Qos) {
+        self.qos = *qos;
+        if qos.max_rate == 0 {
+            self.tokens = Bucket::default();
+        }
+        if qos.guaranteed_rate == 0 {
+            self.committed = Bucket::default();
+        }
+    }
+
+    /// Fills the buckets for the time since the last call.
+    pub fn refill(&mut self, now_ns: i64) {
+        let ns = if self.last_ns == 0 {
+            // First use: a full burst, as if idle for long.
+            BURST_MS * 1_000_000
+        } else {
+            (now_ns - self.last_ns).clamp(0, BURST_MS * 1_000_000)
+        };
+        self.last_ns = now_ns;
+        if self.qos.max_rate != 0 {
+            self.tokens.refill(self.qos.max_rate, ns);
+        }
+        if self.qos.guaranteed_rate != 0 {
+            self.committed.refill(self.qos.guaranteed_rate, ns);
+        }
+    }
+
+    /// Whether the rate limit lets the ADI run a descriptor now.
+    pub fn may_run(&self) -> bool {
+        self.qos.max_rate == 0 || self.tokens.has()
+    }
+
+    /// Whether the ADI has guaranteed credit to use now.
+    pub fn guaranteed(&self) -> bool {
+        self.qos.guaranteed_rate != 0 && self.committed.has() && self.may_run()
+    }
+
+    /// Charges `descriptors` run by the ADI; `drr`: to its round-robin
+    /// credit too, not only the guarantee's.
+    pub fn charge(&mut self, descriptors: u64, drr: bool) {
+        if self.qos.max_rate != 0 {
+            self.tokens.charge(descriptors);
+        }
+        if drr {
+            self.deficit -= descriptors as i64 * UNIT;
+        } else if self.qos.guaranteed_rate != 0 {
+            self.committed.charge(descriptors);
+        }
+    }
+
+    /// This round's quantum.
+    pub fn quantum(&self) -> i64 {
+        i64::from(self.qos.weight.max(1)) * QUANTUM
+    }
+
+    /// Nanoseconds until a rate-limited ADI may run again; 0 if it may.
+    pub fn wait_ns(&self) -> i64 {
+        if self.qos.max_rate == 0 {
+            0
+        } else {
+            self.tokens.wait_ns(self.qos.max_rate)
+        }
+    }
+}
+
+#[kernel::prelude::kunit_tests(vdcm_sim_sched)]
+mod cases {
+    use super::*;
+
+    fn limited(rate: u64) -> Sched {
+        let mut s = Sched::default();
+        s.set(&Qos {
+            max_rate: rate,
+            ..DEFAULT_QOS
+        });
+        s
+    }
+
+    #[test]
+    fn unlimited_always_runs() {
+        let mut s = Sched::default();
+        s.refill(1);
+        s.charge(1_000_000, true);
+        assert!(s.may_run());
+        assert_eq!(s.wait_ns(), 0);
+        assert!(!s.guaranteed());
+    }
+
+    #[test]
+    fn token_bucket_earns_its_rate() {
+        // 1000/s: the first refill is a full burst (32 ms: 32 descriptors).
+        let mut s = limited(1000);
+        s.refill(1_000);
+        // One more than the burst: the bucket owes one descriptor, which
+        // takes 1 ms to earn.
+        s.charge(33, true);
+        assert!(!s.may_run());
+        let wait = s.wait_ns();
+        assert!(wait > 999_000 && wait <= 1_000_002);
+        s.refill(1_000 + 500_000);
+        assert!(!s.may_run());
+        s.refill(1_000 + 1_000_002);
+        assert!(s.may_run());
+    }
+
+    #[test]
+    fn bucket_holds_at_most_its_burst() {
+        let mut s = limited(1000);
+        s.refill(1);
+        // A long idle spell earns no more than the burst.
+        s.refill(10_000_000_000);
+        s.charge(32, true);
+        assert!(!s.may_run());
+    }
+
+    #[test]
+    fn guarantee_spends_its_own_credit() {
+        let mut s = Sched::default();
+        s.set(&Qos {
+            guaranteed_rate: 1000,
+            ..DEFAULT_QOS
+        });
+        s.refill(1);
+        assert!(s.guaranteed());
+        let deficit = s.deficit;
+        s.charge(32, false);
+        assert!(!s.guaranteed());
+        // The round robin's credit is untouched by guaranteed work.
+        assert_eq!(s.deficit, deficit);
+    }
+
+    #[test]
+    fn quantum_follows_the_weight() {
+        let mut s = Sched::default();
+        assert_eq!(s.quantum(), 100 * QUANTUM);
+        s.set(&Qos {
+            weight: 1,
+            ..DEFAULT_QOS
+        });
+        assert_eq!(s.quantum(), QUANTUM);
+    }
+}

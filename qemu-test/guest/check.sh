@@ -126,6 +126,36 @@ mdevctl_lifecycle() {
 }
 point mdevctl_lifecycle mdevctl_lifecycle
 
+# QoS settings at create time: mdevctl writes a defined device's
+# attributes into its sysfs files when it starts it, so an operator's
+# qos/ choices are in place before a tenant opens the ADI; a refused one
+# (weight 0) makes the start fail and leaves nothing behind.
+mdevctl_qos_attributes() {
+	local uuid dir
+	uuid=$(cat /proc/sys/kernel/random/uuid)
+	dir=/sys/bus/mdev/devices/$uuid
+	mdevctl define -u "$uuid" -p vdcm_sim0 -t vdcm_sim-1q || return 1
+	mdevctl modify -u "$uuid" --addattr=qos/weight --value=7 || return 1
+	mdevctl modify -u "$uuid" --addattr=qos/priority --value=3 || return 1
+	mdevctl modify -u "$uuid" --addattr=qos/max_rate --value=5000 || return 1
+	mdevctl start -u "$uuid" || { mdevctl undefine -u "$uuid"; return 1; }
+	local got
+	got="$(cat "$dir/qos/weight") $(cat "$dir/qos/priority") $(cat "$dir/qos/max_rate")"
+	mdevctl stop -u "$uuid"
+	[ "$got" = "7 3 5000" ] || { echo "after start: weight priority max_rate = $got, want 7 3 5000"; mdevctl undefine -u "$uuid"; return 1; }
+	mdevctl modify -u "$uuid" --addattr=qos/weight --value=0 || return 1
+	if mdevctl start -u "$uuid" 2>&1; then
+		echo "start with qos/weight 0 succeeded"
+		mdevctl stop -u "$uuid"
+		mdevctl undefine -u "$uuid"
+		return 1
+	fi
+	[ ! -e "$dir" ] || { echo "a refused start left $dir"; echo 1 >"$dir/remove"; mdevctl undefine -u "$uuid"; return 1; }
+	mdevctl undefine -u "$uuid" || return 1
+	dmesg | grep -q "qos/weight = 0 refused: weight must be 1 to 200" || { echo "no dev_err line for the refused weight"; return 1; }
+}
+point mdevctl_qos_attributes mdevctl_qos_attributes
+
 # An unmodified VMM takes an ADI: QEMU's vfio-pci realizes it (reads the
 # config space, the regions and their sparse-mmap areas, maps BAR2, sets up
 # MSI-X, resets it) through iommufd or the legacy group. The guest CPU is

@@ -43,6 +43,18 @@ RATIOS = ["create_open_adi_vs_mtty", "create_open_adi_vs_vf",
           "reset_adi_vs_mtty", "config_read_adi_vs_vf", "reset_adi_vs_vf",
           "throughput_adi_vs_direct", "dirty_log_on_vs_off",
           "migration_downtime_adi_vs_mtty", "migration_busy_downtime_adi_vs_mtty"]
+# The QoS phase's figures with a goal (in qos_goals, and a verdict in
+# qos_goals_met): null only when their measurement failed (qos_errors says
+# why). The goals are reported, not required: TCG timing decides them.
+QOS_FIGURES = ["qos_jain_equal", "qos_weighted_error_pct", "qos_noisy_p99_ratio",
+               "qos_rate_error_pct", "qos_overhead_ratio"]
+# Objects of figures per ADI count ("2", "8", "64"; --quick: "2", "8").
+QOS_BY_N = ["qos_jain_equal_by_n", "qos_jain_equal_dedicated_by_n",
+            "qos_jain_equal_shared_by_n", "qos_jain_shared_vs_dedicated_by_n",
+            "qos_jain_equal_desc_per_s_by_n"]
+# Other QoS keys that must exist (null or a number).
+QOS_NULLABLE = ["qos_rate_set", "qos_rate_achieved", "qos_rate_unlimited",
+                "qos_noisy_aggressor_desc_per_s"]
 
 
 def is_num(v):
@@ -77,6 +89,54 @@ def check(d):
                 errs.append(f"ratios.{k} = {ratios.get(k, '<missing>')!r}")
     if is_num(d.get("fastpath_traps")) and d["fastpath_traps"] != 0:
         errs.append(f"the fast path trapped {d['fastpath_traps']} times")
+    errs.extend(check_qos(d))
+    return errs
+
+
+def check_qos(d):
+    errs = []
+    qerrs = d.get("qos_errors")
+    if not isinstance(qerrs, dict):
+        errs.append("qos_errors missing or not an object")
+        qerrs = {}
+    for what, e in qerrs.items():
+        errs.append(f"qos {what} failed: {e}")
+    goals, met = d.get("qos_goals"), d.get("qos_goals_met")
+    if not isinstance(goals, dict) or not isinstance(met, dict):
+        errs.append("qos_goals or qos_goals_met missing")
+        goals, met = {}, {}
+    for k in QOS_FIGURES:
+        v = d.get(k, "<missing>")
+        if not (is_num(v) and v >= 0) and not (v is None and qerrs):
+            errs.append(f"{k} = {v!r}, want a number (null only with qos_errors)")
+        g = goals.get(k)
+        if not (isinstance(g, dict) and g and all(x in ("min", "max") and is_num(y)
+                                                 for x, y in g.items())):
+            errs.append(f"qos_goals.{k} = {g!r}, want {{min|max: number}}")
+        if k not in met or met[k] not in (True, False, None) or (met[k] is None) != (v is None):
+            errs.append(f"qos_goals_met.{k} = {met.get(k, '<missing>')!r} for {k} = {v!r}")
+    for k in QOS_BY_N:
+        v = d.get(k)
+        if not isinstance(v, dict) or not all(n.isdigit() and (x is None or is_num(x))
+                                              for n, x in v.items()):
+            errs.append(f"{k} = {v!r}, want an object of numbers by ADI count")
+        elif not qerrs and (not v or any(x is None for x in v.values())):
+            errs.append(f"{k} = {v!r}: a count without its figure")
+    for k in QOS_NULLABLE:
+        if k not in d or not (d[k] is None or is_num(d[k])):
+            errs.append(f"{k} = {d.get(k, '<missing>')!r}, want null or a number")
+    for k in ["qos_noisy_p99_us", "qos_noisy_p50_us"]:
+        v = d.get(k)
+        if not (isinstance(v, dict) and all(x is None or is_num(x)
+                                            for x in (v.get("alone", 0), v.get("with_aggressor", 0)))
+                and "alone" in v and "with_aggressor" in v):
+            errs.append(f"{k} = {v!r}, want {{alone, with_aggressor}}")
+    shares = d.get("qos_weighted_shares")
+    if not (isinstance(shares, list) and all(is_num(x) for x in shares)
+            and (len(shares) == 3 or qerrs)):
+        errs.append(f"qos_weighted_shares = {shares!r}, want three numbers")
+    if not isinstance(d.get("qos_overhead_desc_per_s"), dict):
+        errs.append("qos_overhead_desc_per_s missing")
     return errs
 
 
@@ -159,8 +219,70 @@ def table(d):
         qs = [s[0], s[len(s) // 4], s[len(s) // 2], s[3 * len(s) // 4], s[-1]]
         out.append(f"  {'create latency at k=1,N/4,N/2,3N/4,N':<30} "
                    + " ".join(f"{v:.0f}" for v in qs) + " us")
+    out.append("")
+    out.extend(qos_table(d))
     out.append("(TCG-emulated VM: absolute figures are not hardware figures; compare the ratios)")
     return "\n".join(out)
+
+
+def goal_text(g):
+    if not isinstance(g, dict):
+        return ""
+    return " ".join(f"{'>=' if k == 'min' else '<='} {v:g}" for k, v in g.items())
+
+
+def by_n_text(v, prec=4):
+    if not isinstance(v, dict) or not v:
+        return "n/a"
+    return "  ".join(f"{n}: {'n/a' if x is None else f'{x:.{prec}f}'}" for n, x in v.items())
+
+
+def qos_table(d):
+    """The QoS figures: each with its goal and whether it was met."""
+    if "qos_goals" not in d:
+        return ["QoS: not measured (a bench.json from before the QoS phase)"]
+    goals, met = d.get("qos_goals", {}), d.get("qos_goals_met", {})
+    verdict = {True: "met", False: "NOT met", None: "n/a"}
+    out = [f"{'QoS (same run; off = default knobs)':<34} {'figure':>12} {'goal':>10}  verdict"]
+    rows = [
+        ("Jain index, equal weights (worst)", "qos_jain_equal", 4),
+        ("weighted 1:2:4, worst error (%)", "qos_weighted_error_pct", 2),
+        ("noisy neighbour p99 with/alone", "qos_noisy_p99_ratio", 2),
+        ("max_rate error (%)", "qos_rate_error_pct", 2),
+        ("QoS on/off throughput", "qos_overhead_ratio", 3),
+    ]
+    for label, key, prec in rows:
+        v = d.get(key)
+        fig = "n/a" if v is None else f"{v:.{prec}f}"
+        out.append(f"  {label:<32} {fig:>12} {goal_text(goals.get(key)):>10}  "
+                   f"{verdict.get(met.get(key), 'n/a')}")
+        if key == "qos_jain_equal":
+            out.append(f"    {'mixed 1q + shared, by n':<30} {by_n_text(d.get('qos_jain_equal_by_n'))}")
+            out.append(f"    {'  shared/dedicated rate':<30} "
+                       f"{by_n_text(d.get('qos_jain_shared_vs_dedicated_by_n'), 3)}")
+            out.append(f"    {'dedicated only, by n':<30} "
+                       f"{by_n_text(d.get('qos_jain_equal_dedicated_by_n'))}")
+            out.append(f"    {'shared only, by n':<30} {by_n_text(d.get('qos_jain_equal_shared_by_n'))}")
+        elif key == "qos_weighted_error_pct":
+            sh = d.get("qos_weighted_shares") or []
+            out.append(f"    {'shares (want .143 .286 .571)':<30} "
+                       + " ".join(f"{x:.3f}" for x in sh))
+        elif key == "qos_noisy_p99_ratio":
+            for k in ["qos_noisy_p99_us", "qos_noisy_p50_us"]:
+                v = d.get(k) or {}
+                out.append(f"    {k[10:13] + ' alone / with (us)':<30} "
+                           f"{fmt(v.get('alone'))} / {fmt(v.get('with_aggressor'))}")
+        elif key == "qos_rate_error_pct":
+            out.append(f"    {'set / achieved (desc/s)':<30} "
+                       f"{fmt(d.get('qos_rate_set'))} / {fmt(d.get('qos_rate_achieved'))}")
+        elif key == "qos_overhead_ratio":
+            o = d.get("qos_overhead_desc_per_s") or {}
+            out.append(f"    {'off / on (desc/s)':<30} "
+                       + ", ".join(fmt(x) for x in o.get("off", [])) + " / "
+                       + ", ".join(fmt(x) for x in o.get("on", [])))
+    for what, e in (d.get("qos_errors") or {}).items():
+        out.append(f"  error in {what}: {e}")
+    return out
 
 
 def buckets(s, n):

@@ -15,6 +15,7 @@ pub mod adv;
 #[path = "../../../samples/vdcm_sim/desc.rs"]
 pub mod desc;
 pub mod dma;
+pub mod load;
 pub mod mdev;
 pub mod sysfs;
 pub mod tap;

@@ -18,11 +18,7 @@
 //! without completion record or interrupt, so keeping it full is only a
 //! matter of publishing tails.
 
-use std::fs;
 use std::io;
-use std::io::Write;
-use std::path::Path;
-use std::path::PathBuf;
 use std::sync::atomic::fence;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
@@ -38,19 +34,29 @@ use vdcm_selftests::desc::Status;
 use vdcm_selftests::desc::COMPLETION_SIZE;
 use vdcm_selftests::desc::DESC_SIZE;
 use vdcm_selftests::dma;
-use vdcm_selftests::dma::DmaMem;
 use vdcm_selftests::dma::Portal;
 use vdcm_selftests::dma::Queue;
 use vdcm_selftests::dma::Tenant;
+use vdcm_selftests::load;
+use vdcm_selftests::load::capacity;
+use vdcm_selftests::load::create;
+use vdcm_selftests::load::drive;
+use vdcm_selftests::load::guaranteed_left as left;
+use vdcm_selftests::load::measure;
+use vdcm_selftests::load::measure_one;
+use vdcm_selftests::load::pf_path;
+use vdcm_selftests::load::qos_get as knob;
+use vdcm_selftests::load::qos_set as set;
+use vdcm_selftests::load::qos_try_set as try_set;
+use vdcm_selftests::load::queue_status;
+use vdcm_selftests::load::write_raw;
+use vdcm_selftests::load::Feeder;
 use vdcm_selftests::mdev::Mdev;
-use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::mdev::Removed;
 use vdcm_selftests::tap::ensure;
 use vdcm_selftests::tap::note;
 use vdcm_selftests::tap::Outcome;
 use vdcm_selftests::tap::Reporter;
-use vdcm_selftests::vfio;
-use vdcm_selftests::vfio::CdevDevice;
 
 const PF: &str = "vdcm_sim0";
 /// The second PF: its guarantees are its own.
@@ -73,19 +79,12 @@ const PRIORITY_MAX: u64 = 15;
 const MAX_RATE_MAX: u64 = 10_000_000;
 const THRESHOLD_MAX: u64 = abi::PORTAL_SLOTS as u64;
 
-/// IOVA the tenant's memory is mapped at, and its layout (offsets).
-const IOVA: u64 = 0x10_0000;
-/// The saturating ring: `RING_SIZE` slots of zero bytes (NOPs).
+/// IOVA the tenant's memory is mapped at (`load::open`'s), and its layout
+/// (offsets).
+const IOVA: u64 = load::IOVA;
+/// The knob fuzz's MEMMOVE ring (a feeder's ring of `load::RING_SIZE`
+/// zero-byte NOPs is at offset 0 too: `load::Feeder::new`).
 const RING: usize = 0;
-/// The largest ring the ABI allows: under TCG the engine runs roughly
-/// 100k-300k NOPs/s, so 4096 of them last at least ~13 ms, several times
-/// `REFILL_EVERY` plus a sysfs read: the ring never runs dry while a test
-/// means it to be saturated.
-const RING_SIZE: u32 = 1 << abi::MAX_RING_ORDER;
-/// Slots a refill leaves empty. The refill computes the ring's head from
-/// `stats/descriptors`, which may count a descriptor before the head moves
-/// past it; publishing `tail - head > RING_SIZE` would stop the queue.
-const RING_SLACK: u32 = 64;
 /// Completion records, 32 bytes each (up to 64).
 const COMPL: usize = 0x4_0000;
 /// Sources and destinations of the data descriptors, `XFER` bytes each.
@@ -97,10 +96,6 @@ const MEM: usize = 0x6_0000;
 /// queues at least every 32 ms; TCG is slow, not that slow).
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often a saturating loop tops the rings up: a sixth of the time the
-/// fastest ring takes to drain (see `RING_SIZE`), and rare enough that
-/// its sysfs reads cost the engine little CPU.
-const REFILL_EVERY: Duration = Duration::from_millis(2);
 /// Traffic before a measurement, so the engine's scheduler and the token
 /// bucket are past their start (a bucket starts with a burst).
 const WARMUP: Duration = Duration::from_secs(1);
@@ -149,71 +144,8 @@ const GROUP: usize = 16;
 const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------
-// sysfs: the knobs and the PF's figures
-
-fn qos_path(m: &Mdev, knob: &str) -> PathBuf {
-    m.dir().join("qos").join(knob)
-}
-
-fn pf_path(pf: &str, name: &str) -> PathBuf {
-    Path::new("/sys/class/mdev_bus")
-        .join(pf)
-        .join("qos")
-        .join(name)
-}
-
-/// Reads a decimal attribute that must read as digits and a newline.
-fn read_strict(path: &Path) -> Result<u64, String> {
-    let text = fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    text.strip_suffix('\n')
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            format!(
-                "{} reads {text:?}: not a decimal number and a newline",
-                path.display()
-            )
-        })
-}
-
-fn knob(m: &Mdev, k: &str) -> Result<u64, String> {
-    read_strict(&qos_path(m, k))
-}
-
-fn capacity(pf: &str) -> Result<u64, String> {
-    read_strict(&pf_path(pf, "capacity"))
-}
-
-fn left(pf: &str) -> Result<u64, String> {
-    read_strict(&pf_path(pf, "guaranteed_left"))
-}
-
-/// Writes `text` to a file in one write(2), the raw error on failure. (A
-/// zero-length write never reaches a sysfs store: sysfs returns 0 first.)
-fn write_raw(path: &Path, text: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
-    let n = f.write(text.as_bytes())?;
-    if n != text.len() {
-        return Err(io::Error::other(format!(
-            "short write: {n} of {} bytes",
-            text.len()
-        )));
-    }
-    Ok(())
-}
-
-fn try_set(m: &Mdev, k: &str, text: &str) -> io::Result<()> {
-    write_raw(&qos_path(m, k), text)
-}
-
-/// Sets knob `k` to `v` and checks it reads back.
-fn set(m: &Mdev, k: &str, v: u64) -> Outcome {
-    try_set(m, k, &format!("{v}\n")).map_err(|e| format!("write {v} to qos/{k}: {e}"))?;
-    let got = knob(m, k)?;
-    ensure(got == v, || {
-        format!("qos/{k} reads {got} after writing {v}")
-    })
-}
+// sysfs: the knobs and the PF's figures are `load`'s; what a refused
+// write must do
 
 fn errno_name(errno: i32) -> String {
     io::Error::from_raw_os_error(errno).to_string()
@@ -238,144 +170,19 @@ fn refused(m: &Mdev, k: &str, text: &str, errno: i32) -> Outcome {
 }
 
 // ---------------------------------------------------------------------
-// ADIs
+// ADIs: `load`'s feeders, kept full by `load::drive` from this thread
 
-fn create(pf: &str, ty: &str) -> Result<Removed, String> {
-    MdevType::new(pf, ty)
-        .create()?
-        .map(Removed)
-        .map_err(|e| format!("create {ty} on {pf}: {e}"))
-}
-
-/// Opens the created ADI `mdev`, maps `MEM` bytes at `IOVA` and puts
-/// vector 0 on an eventfd (as `Tenant::new`, for an ADI whose knobs were
-/// set before it was opened). On failure `mdev` is removed.
+/// Opens the created ADI `mdev` with `MEM` bytes at `IOVA` (see
+/// `load::open`).
 fn open(mdev: Removed) -> Result<Tenant, String> {
-    let dev = CdevDevice::open(mdev.0.cdev()?)?;
-    let mem = DmaMem::new(MEM).map_err(|e| format!("mmap: {e}"))?;
-    dma::map(&dev, &mem, IOVA)?;
-    let efd = dma::eventfd().map_err(|e| format!("eventfd: {e}"))?;
-    dma::set_vector_eventfd(&dev.vfio, 0, &efd)?;
-    Ok(Tenant {
-        dev,
-        mem,
-        efd,
-        mdev,
-    })
+    load::open(mdev, MEM)
 }
 
-fn queue_status(dev: &CdevDevice) -> String {
-    match dev.read_u32(dma::BAR0, abi::queue(0) + abi::Q_STATUS) {
-        Ok(s) => format!("queue STATUS {s:#x}"),
-        Err(e) => format!("queue STATUS unreadable: {e}"),
-    }
-}
-
-/// A 1q ADI whose ring of NOPs is kept full on demand: the rate the
-/// engine gives it is its `stats/descriptors` over time.
-struct Feeder {
-    /// Its doorbell page (declared first: unmapped before the device
-    /// closes).
-    bell: vfio::Mapping,
-    t: Tenant,
-    /// Descriptors published since the ring started.
-    submitted: u64,
-    /// `stats/descriptors` when the ring started.
-    base: u64,
-    /// Whether `drive` keeps this ring full.
-    on: bool,
-}
-
-impl Feeder {
-    fn new(mdev: Removed) -> Result<Self, String> {
-        let t = open(mdev)?;
-        let bell = Self::start_ring(&t)?;
-        let base = t.stat("descriptors")?;
-        Ok(Feeder {
-            bell,
-            t,
-            submitted: 0,
-            base,
-            on: true,
-        })
-    }
-
-    fn mdev(&self) -> &Mdev {
-        &self.t.mdev.0
-    }
-
-    /// Programs and enables queue 0 with the ring at `RING` (the library
-    /// does it; its own doorbell mapping goes), maps the doorbell.
-    fn start_ring(t: &Tenant) -> Result<vfio::Mapping, String> {
-        drop(Queue::start(&t.dev, &t.mem, IOVA, 0, RING, RING_SIZE, 0)?);
-        t.dev
-            .mmap(dma::BAR2, 0, abi::DOORBELL_PAGE as usize)
-            .map_err(|e| format!("mmap doorbell: {e}"))
-    }
-
-    /// Starts the ring again from slot 0 (after a reset).
-    fn restart(&mut self) -> Outcome {
-        self.bell = Self::start_ring(&self.t)?;
-        self.submitted = 0;
-        self.base = self.t.stat("descriptors")?;
-        Ok(())
-    }
-
-    fn count(&self) -> Result<u64, String> {
-        self.t.stat("descriptors")
-    }
-
-    /// Tops the ring up to `RING_SIZE - RING_SLACK` pending descriptors.
-    fn refill(&mut self) -> Outcome {
-        let done = self.count()?.saturating_sub(self.base);
-        let want = done + u64::from(RING_SIZE - RING_SLACK);
-        if want > self.submitted {
-            self.submitted = want;
-            fence(SeqCst);
-            self.bell
-                .write_u32(abi::DOORBELL_TAIL, self.submitted as u32);
-        }
-        Ok(())
-    }
-}
-
-/// Keeps the rings of the feeders that are `on` full for `dur`.
-fn drive(fs: &mut [Feeder], dur: Duration) -> Outcome {
-    let end = Instant::now() + dur;
-    loop {
-        for f in fs.iter_mut().filter(|f| f.on) {
-            f.refill()?;
-        }
-        if Instant::now() >= end {
-            return Ok(());
-        }
-        std::thread::sleep(REFILL_EVERY);
-    }
-}
-
-/// Drives the feeders for `dur`; returns each one's descriptors per second
-/// over it (the ones that are off too: their rings drain).
-fn measure(fs: &mut [Feeder], dur: Duration) -> Result<Vec<f64>, String> {
-    let c0 = fs
-        .iter()
-        .map(Feeder::count)
-        .collect::<Result<Vec<_>, _>>()?;
-    let t0 = Instant::now();
-    drive(fs, dur)?;
-    let c1 = fs
-        .iter()
-        .map(Feeder::count)
-        .collect::<Result<Vec<_>, _>>()?;
-    let secs = t0.elapsed().as_secs_f64();
-    Ok(c0
-        .iter()
-        .zip(c1)
-        .map(|(a, b)| b.saturating_sub(*a) as f64 / secs)
-        .collect())
-}
-
-fn measure_one(f: &mut Feeder, dur: Duration) -> Result<f64, String> {
-    Ok(measure(std::slice::from_mut(f), dur)?[0])
+/// A 1q ADI whose ring of NOPs (zero bytes) is kept full on demand,
+/// refilled by counter: the rate the engine gives it is its
+/// `stats/descriptors` over time.
+fn feeder(mdev: Removed) -> Result<Feeder, String> {
+    Feeder::new(open(mdev)?)
 }
 
 /// The feeder's unlimited rate, and `R1` derived from it.
@@ -624,7 +431,7 @@ fn admission() -> Outcome {
 }
 
 fn rate_limit_live() -> Outcome {
-    let mut f = Feeder::new(create(PF, TYPE_1Q)?)?;
+    let mut f = feeder(create(PF, TYPE_1Q)?)?;
     let (_, r1) = unlimited_and_r1(&mut f)?;
     set(f.mdev(), "max_rate", r1)?;
     drive(std::slice::from_mut(&mut f), SETTLE)?;
@@ -653,7 +460,7 @@ fn weights() -> Outcome {
         // Set before the device is opened: it applies all the same.
         let m = create(PF, TYPE_1Q)?;
         set(&m.0, "weight", w)?;
-        fs.push(Feeder::new(m)?);
+        fs.push(feeder(m)?);
     }
     drive(&mut fs, WARMUP)?;
     let rates = measure(&mut fs, SHARE_WINDOW)?;
@@ -686,7 +493,7 @@ fn priority() -> Outcome {
     set(&h.0, "priority", 1)?;
     let l = create(PF, TYPE_1Q)?;
     set(&l.0, "priority", 0)?;
-    let mut fs = vec![Feeder::new(h)?, Feeder::new(l)?];
+    let mut fs = vec![feeder(h)?, feeder(l)?];
     drive(&mut fs, WARMUP)?;
     let r = measure(&mut fs, RATE_WINDOW)?;
     let (rh, rl) = (r[0], r[1]);
@@ -716,7 +523,7 @@ fn priority() -> Outcome {
 }
 
 fn reset_keeps_settings() -> Outcome {
-    let mut f = Feeder::new(create(PF, TYPE_1Q)?)?;
+    let mut f = feeder(create(PF, TYPE_1Q)?)?;
     let (_, r1) = unlimited_and_r1(&mut f)?;
     let want = [("weight", 7), ("priority", 3), ("max_rate", r1)];
     for (k, v) in want {
@@ -743,8 +550,7 @@ fn reset_keeps_settings() -> Outcome {
     check_rate(&mut f, r1, "max_rate R1 after the reset")?;
     check(f.mdev(), "after traffic following the reset")?;
     // And a close and reopen.
-    let Feeder { bell, t, .. } = f;
-    drop(bell);
+    let t = f.into_tenant();
     let Tenant {
         dev,
         mem,

@@ -9,12 +9,21 @@
 //! as the median. Writes a JSON object (see `Documentation/benchmarks.rst`
 //! for every key) to `--out` and prints a table.
 //!
+//! The last phase measures QoS between ADIs (the `qos_*` keys, see
+//! `qos_phase`): fairness at equal weights, weighted shares, a noisy
+//! neighbour's effect on a victim's latency, a rate limit's accuracy and
+//! what the scheduler's mechanisms cost, each beside its goal
+//! (`qos_goals`, `qos_goals_met`). A QoS measurement that fails leaves its
+//! figures null and its error in `qos_errors`; the others still run, the
+//! JSON is written and the exit status is 1.
+//!
 //! Usage: `vdcm_bench [--quick] [--out FILE] [--max-adis N] [--max-secs S]
 //! [--descs N]`.
 //! Expects vdcm.ko, vdcm_sim.ko and mtty loaded. `--quick` is the tiny run
 //! `make check` does so the code cannot rot: a few iterations of
 //! everything.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -22,7 +31,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use std::time::Instant;
 
+use serde::ser::SerializeMap;
 use serde::Serialize;
+use serde::Serializer;
 
 use vdcm_selftests::abi;
 use vdcm_selftests::desc::Descriptor;
@@ -31,6 +42,10 @@ use vdcm_selftests::desc::Status;
 use vdcm_selftests::desc::DESC_SIZE;
 use vdcm_selftests::dma;
 use vdcm_selftests::dma::Queue;
+use vdcm_selftests::dma::Tenant;
+use vdcm_selftests::load;
+use vdcm_selftests::load::Feeder;
+use vdcm_selftests::load::KnobGuard;
 use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::sysfs;
@@ -125,6 +140,9 @@ struct Report {
     mtty_migration_downtime_ms: f64,
     mtty_migration_total_ms: f64,
     mtty_migration_stream_bytes: u64,
+    /// The `qos_*` keys, at the top level.
+    #[serde(flatten)]
+    qos: QosReport,
     ratios: Ratios,
 }
 
@@ -190,6 +208,8 @@ struct Params {
     /// The in-kernel client's run (vdcm_sim's `direct_bench`, logged at
     /// load): descriptors and their ns, MEMMOVE bytes and their ns.
     direct: Option<[f64; 4]>,
+    /// The QoS phase's sizes and windows.
+    qos: QosParams,
 }
 
 impl Params {
@@ -210,6 +230,7 @@ impl Params {
             max_adis: 4096,
             max_secs: 420.0,
             direct: None,
+            qos: QosParams::full(),
         };
         let mut args = std::env::args().skip(1);
         let mut max = None;
@@ -253,6 +274,7 @@ impl Params {
             p.migrations = 2;
             p.max_adis = 8;
             p.max_secs = 10.0;
+            p.qos = QosParams::quick();
         }
         if let Some(m) = max {
             p.max_adis = m.parse().map_err(|e| format!("--max-adis {m}: {e}"))?;
@@ -1062,6 +1084,620 @@ fn scaling(p: &Params) -> Res<Scale> {
     })
 }
 
+// ---------------------------------------------------------------------
+// QoS: how the engine shares itself between ADIs (the per-ADI `qos/`
+// knobs). Saturating ADIs are `load::Feeder`s kept full from a second
+// thread (`load::saturate`) while this one reads their counters. "QoS off"
+// is every ADI at the values it was created with (the defaults: the
+// engine is then plain round robin); "QoS on" is knobs set.
+
+/// The QoS phase's sizes and windows.
+struct QosParams {
+    /// ADI counts of the fairness figure.
+    jain_ns: Vec<usize>,
+    /// Saturation before a window (rings filled, credit settled), and the
+    /// window.
+    jain_warm: Duration,
+    jain_window: Duration,
+    weighted_warm: Duration,
+    weighted_window: Duration,
+    /// Latency samples on each side, the aggressor's head start, and the
+    /// longest one side may take.
+    noisy_samples: usize,
+    noisy_warm: Duration,
+    noisy_max: Duration,
+    /// The unlimited-rate probe (after `rate_probe_warm`), then the limit's
+    /// settling and its window.
+    rate_probe_warm: Duration,
+    rate_probe: Duration,
+    rate_settle: Duration,
+    rate_window: Duration,
+    /// Each of the four overhead windows, after its settling.
+    overhead_settle: Duration,
+    overhead_window: Duration,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+impl QosParams {
+    /// `make bench`: about 80 s (see `qos_phase`).
+    fn full() -> Self {
+        QosParams {
+            jain_ns: vec![2, 8, 64],
+            jain_warm: secs(0.5),
+            jain_window: secs(2.5),
+            weighted_warm: secs(1.0),
+            weighted_window: secs(5.0),
+            noisy_samples: 2000,
+            noisy_warm: secs(0.5),
+            noisy_max: secs(20.0),
+            rate_probe_warm: secs(0.3),
+            rate_probe: secs(1.0),
+            rate_settle: secs(1.0),
+            rate_window: secs(3.0),
+            overhead_settle: secs(0.5),
+            overhead_window: secs(3.0),
+        }
+    }
+
+    /// `--quick`: about 10 s; no 64-ADI group.
+    fn quick() -> Self {
+        QosParams {
+            jain_ns: vec![2, 8],
+            jain_warm: secs(0.2),
+            jain_window: secs(0.3),
+            weighted_warm: secs(0.2),
+            weighted_window: secs(0.8),
+            noisy_samples: 500,
+            noisy_warm: secs(0.2),
+            noisy_max: secs(8.0),
+            rate_probe_warm: secs(0.1),
+            rate_probe: secs(0.4),
+            rate_settle: secs(0.5),
+            rate_window: secs(0.8),
+            overhead_settle: secs(0.1),
+            overhead_window: secs(0.3),
+        }
+    }
+}
+
+/// A figure per ADI count, written as a JSON object in ascending count
+/// order (`{"2": …, "8": …, "64": …}`).
+#[derive(Default)]
+struct ByN(Vec<(usize, Option<f64>)>);
+
+impl ByN {
+    fn push(&mut self, n: usize, v: f64) {
+        self.0.push((n, Some(v).filter(|v| v.is_finite())));
+    }
+}
+
+impl Serialize for ByN {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (n, v) in &self.0 {
+            m.serialize_entry(&n.to_string(), v)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize, Default)]
+struct Latencies {
+    alone: Option<f64>,
+    with_aggressor: Option<f64>,
+}
+
+#[derive(Serialize, Default)]
+struct OffOn {
+    off: Vec<f64>,
+    on: Vec<f64>,
+}
+
+/// A goal: the figure at least `min` or at most `max`.
+#[derive(Serialize, Clone, Copy)]
+struct Goal {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max: Option<f64>,
+}
+
+impl Goal {
+    fn met(&self, v: Option<f64>) -> Option<bool> {
+        let v = v?;
+        Some(self.min.is_none_or(|m| v >= m) && self.max.is_none_or(|m| v <= m))
+    }
+}
+
+/// The goals of the QoS figures.
+const QOS_GOALS: [(&str, Goal); 5] = [
+    (
+        "qos_jain_equal",
+        Goal {
+            min: Some(0.99),
+            max: None,
+        },
+    ),
+    (
+        "qos_weighted_error_pct",
+        Goal {
+            min: None,
+            max: Some(5.0),
+        },
+    ),
+    (
+        "qos_noisy_p99_ratio",
+        Goal {
+            min: None,
+            max: Some(2.0),
+        },
+    ),
+    (
+        "qos_rate_error_pct",
+        Goal {
+            min: None,
+            max: Some(5.0),
+        },
+    ),
+    (
+        "qos_overhead_ratio",
+        Goal {
+            min: Some(0.95),
+            max: None,
+        },
+    ),
+];
+
+/// `bench.json`'s `qos_*` keys (see `qos_phase` for what each measures).
+/// A figure whose measurement failed is null and its error is in
+/// `qos_errors`.
+#[derive(Serialize, Default)]
+struct QosReport {
+    qos_jain_equal: Option<f64>,
+    qos_jain_equal_by_n: ByN,
+    qos_jain_equal_dedicated_by_n: ByN,
+    qos_jain_equal_shared_by_n: ByN,
+    qos_jain_shared_vs_dedicated_by_n: ByN,
+    qos_jain_equal_desc_per_s_by_n: ByN,
+    qos_weighted_error_pct: Option<f64>,
+    qos_weighted_weights: Vec<u64>,
+    qos_weighted_shares: Vec<f64>,
+    qos_noisy_p99_ratio: Option<f64>,
+    qos_noisy_p99_us: Latencies,
+    qos_noisy_p50_us: Latencies,
+    qos_noisy_samples: u64,
+    qos_noisy_aggressor_desc_per_s: Option<f64>,
+    qos_rate_error_pct: Option<f64>,
+    qos_rate_set: Option<u64>,
+    qos_rate_achieved: Option<f64>,
+    qos_rate_unlimited: Option<f64>,
+    qos_overhead_ratio: Option<f64>,
+    qos_overhead_desc_per_s: OffOn,
+    qos_goals: BTreeMap<&'static str, Goal>,
+    qos_goals_met: BTreeMap<&'static str, Option<bool>>,
+    qos_errors: BTreeMap<String, String>,
+}
+
+/// A finite `v`, else null.
+fn finite(v: f64) -> Option<f64> {
+    Some(v).filter(|v| v.is_finite())
+}
+
+/// Jain's fairness index of `x`: (sum x)^2 / (n * sum x^2); 1 is
+/// perfectly fair, 1/n is one taking all. NaN for none or all zero.
+fn jain(x: &[f64]) -> f64 {
+    let sum: f64 = x.iter().sum();
+    let sq: f64 = x.iter().map(|v| v * v).sum();
+    if x.is_empty() || sq == 0.0 {
+        return f64::NAN;
+    }
+    sum * sum / (x.len() as f64 * sq)
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+/// The `q` quantile of `v` by nearest rank; NaN for none.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len());
+    s[rank - 1]
+}
+
+/// The victim's memory: a 64-slot ring at 0, its completion record after.
+const VICTIM_RING: u32 = 64;
+const VICTIM_REC: usize = 0x1000;
+const VICTIM_MEM: usize = 0x2000;
+/// Samples of each side the latency figure leaves out: the first ones
+/// after a quiet spell find the engine polling slowly.
+const VICTIM_DISCARD: usize = 20;
+/// Longest wait for rings to run dry between groups.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The ADIs the phase creates, so that it can check every one is gone.
+#[derive(Default)]
+struct Created(Vec<PathBuf>);
+
+impl Created {
+    /// Creates and opens an ADI of type `ty` with `mem` bytes at
+    /// `load::IOVA`.
+    fn open(&mut self, ty: &str, mem: usize) -> Res<Tenant> {
+        let m = load::create(PF, ty)?;
+        self.0.push(m.0.dir().to_path_buf());
+        load::open(m, mem)
+    }
+
+    /// A saturating 1q ADI (ring refilled by marks).
+    fn ring(&mut self) -> Res<Feeder> {
+        Feeder::marked(self.open(ADI_TYPE, load::MARKED_MEM)?)
+    }
+
+    /// A saturating shared ADI (portal refilled by marks).
+    fn portal(&mut self) -> Res<Feeder> {
+        Feeder::portal(self.open(SCALE_TYPE, load::PORTAL_MEM)?)
+    }
+
+    /// Fails if an ADI created so far still exists.
+    fn all_gone(&self) -> Res<()> {
+        let left: Vec<_> = self.0.iter().filter(|d| d.exists()).collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of the {} ADIs the phase created still exist, e.g. {}",
+                left.len(),
+                self.0.len(),
+                left[0].display()
+            ))
+        }
+    }
+}
+
+/// Saturates the feeders of `pool` whose indices are in `group` (the
+/// others idle) for `warm`, then measures each one's rate over `window`;
+/// afterwards every ring drains.
+fn saturated_rates(
+    pool: &mut [Feeder],
+    group: &[usize],
+    warm: Duration,
+    window: Duration,
+) -> Res<Vec<f64>> {
+    for (i, f) in pool.iter_mut().enumerate() {
+        f.on = group.contains(&i);
+    }
+    let r = load::saturate(pool, |ts| {
+        std::thread::sleep(warm);
+        let sel: Vec<&Tenant> = group.iter().map(|&i| ts[i]).collect();
+        load::measure_each(&sel, window)
+    });
+    for f in pool.iter_mut() {
+        f.on = false;
+    }
+    let drained = load::drain(pool, DRAIN_TIMEOUT);
+    let rates = r??;
+    drained?;
+    Ok(rates)
+}
+
+/// `qos_jain_equal*`: equal (default) weights, n saturating ADIs at once
+/// on the one PF, for each n of `jain_ns`: half dedicated 1q ADIs, half
+/// shared ones (`qos_jain_equal_by_n`, the worst of which is
+/// `qos_jain_equal`); then the same n as dedicated only and as shared only
+/// (`qos_jain_equal_dedicated_by_n`, `qos_jain_equal_shared_by_n`), and
+/// the mix's mean shared rate over its mean dedicated rate
+/// (`qos_jain_shared_vs_dedicated_by_n`): if a shared ADI's submission
+/// path, not the scheduler, holds the mix back, these say so.
+///
+/// How each kind is saturated (see `load`): a 1q ADI's 4096-slot ring of
+/// NOPs is topped up every 2 ms, far more than the 64 descriptors a round
+/// of the engine takes from it. A shared ADI's portal holds 63
+/// descriptors, less than one round's quantum of 64, and the engine runs
+/// it dry in every poll: it stays saturated only if it is refilled before
+/// the engine's next poll, so every portal slot is a NOP with a
+/// completion record and the saturating thread spins over the records,
+/// republishing each slot as soon as it completes. Even so a portal runs
+/// at most 63 descriptors per round where a ring runs 64 (a mix of the
+/// two cannot exceed a Jain index of about 0.99994), and less if the
+/// refill misses the gap between the engine's polls.
+///
+/// Rates: `stats/descriptors` of each ADI over `jain_window`, after
+/// `jain_warm`, each counter read timed on its own.
+fn qos_jain(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
+    let max = p.jain_ns.iter().copied().max().unwrap_or(0);
+    // The pool: `max` 1q ADIs, then `max` shared ones.
+    let mut pool = Vec::with_capacity(2 * max);
+    for _ in 0..max {
+        pool.push(c.ring()?);
+    }
+    for _ in 0..max {
+        pool.push(c.portal()?);
+    }
+    let mut worst = f64::INFINITY;
+    for &n in &p.jain_ns {
+        let half = n / 2;
+        let mixed: Vec<usize> = (0..half).chain(max..max + (n - half)).collect();
+        let rates = saturated_rates(&mut pool, &mixed, p.jain_warm, p.jain_window)?;
+        let (ded, sh) = rates.split_at(half);
+        let j = jain(&rates);
+        if !j.is_finite() {
+            return Err(format!("{n} saturated ADIs ran nothing"));
+        }
+        worst = worst.min(j);
+        r.qos_jain_equal_by_n.push(n, j);
+        r.qos_jain_shared_vs_dedicated_by_n
+            .push(n, mean(sh) / mean(ded));
+        r.qos_jain_equal_desc_per_s_by_n.push(n, rates.iter().sum());
+        let dedicated: Vec<usize> = (0..n).collect();
+        let d = saturated_rates(&mut pool, &dedicated, p.jain_warm, p.jain_window)?;
+        r.qos_jain_equal_dedicated_by_n.push(n, jain(&d));
+        let shared: Vec<usize> = (max..max + n).collect();
+        let s = saturated_rates(&mut pool, &shared, p.jain_warm, p.jain_window)?;
+        r.qos_jain_equal_shared_by_n.push(n, jain(&s));
+        if !(jain(&d).is_finite() && jain(&s).is_finite()) {
+            return Err(format!(
+                "{n} saturated ADIs of one kind ran nothing: dedicated {d:.0?}/s, shared {s:.0?}/s"
+            ));
+        }
+        eprintln!(
+            "[bench] qos: {n} ADIs: Jain {j:.4} mixed (shared/dedicated rate {:.3}, {:.0}/s in all), {:.4} dedicated only, {:.4} shared only",
+            mean(sh) / mean(ded),
+            rates.iter().sum::<f64>(),
+            jain(&d),
+            jain(&s)
+        );
+    }
+    r.qos_jain_equal = finite(worst);
+    Ok(())
+}
+
+/// `qos_weighted_*`: three saturating 1q ADIs at weights 1, 2 and 4.
+fn qos_weighted(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
+    let ws = [1u64, 2, 4];
+    let mut fs = Vec::new();
+    for _ in ws {
+        fs.push(c.ring()?);
+    }
+    let mut knobs = KnobGuard::default();
+    let result = (|| -> Res<()> {
+        for (f, &w) in fs.iter().zip(&ws) {
+            knobs.set(f.mdev(), "weight", w)?;
+        }
+        let group: Vec<usize> = (0..ws.len()).collect();
+        let rates = saturated_rates(&mut fs, &group, p.weighted_warm, p.weighted_window)?;
+        let total: f64 = rates.iter().sum();
+        if total <= 0.0 {
+            return Err("three saturated ADIs ran nothing".into());
+        }
+        let tw: u64 = ws.iter().sum();
+        let shares: Vec<f64> = rates.iter().map(|x| x / total).collect();
+        let err = shares
+            .iter()
+            .zip(&ws)
+            .map(|(s, &w)| {
+                let want = w as f64 / tw as f64;
+                (s - want).abs() / want * 100.0
+            })
+            .fold(0.0, f64::max);
+        eprintln!("[bench] qos: weights {ws:?}: shares {shares:.3?}, worst error {err:.2} %");
+        r.qos_weighted_weights = ws.to_vec();
+        r.qos_weighted_shares = shares;
+        r.qos_weighted_error_pct = finite(err);
+        Ok(())
+    })();
+    result.and(knobs.restore())
+}
+
+/// One victim submission: a NOP with a completion record, the time from
+/// the doorbell store to the record being seen (polled).
+fn victim_once(t: &Tenant, q: &mut Queue<'_>) -> Res<f64> {
+    t.mem.write(VICTIM_REC, &[0u8; 32]);
+    q.push(&dma::nop().with_completion(load::IOVA + VICTIM_REC as u64));
+    let start = Instant::now();
+    q.ring();
+    loop {
+        let mut st = [0u8; 1];
+        t.mem.read(VICTIM_REC, &mut st);
+        if st[0] != 0 {
+            let lat = us(start.elapsed());
+            if st[0] != Status::Success as u8 {
+                return Err(format!("victim NOP: completion status {}", st[0]));
+            }
+            return Ok(lat);
+        }
+        if start.elapsed() > TIMEOUT {
+            return Err(format!(
+                "victim NOP: no completion in {TIMEOUT:?} ({})",
+                load::queue_status(&t.dev)
+            ));
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// `n` latencies of the victim (after `VICTIM_DISCARD` left out), in at
+/// most `max`.
+fn victim_samples(t: &Tenant, q: &mut Queue<'_>, n: usize, max: Duration) -> Res<Vec<f64>> {
+    let start = Instant::now();
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n + VICTIM_DISCARD {
+        let lat = victim_once(t, q)?;
+        if i >= VICTIM_DISCARD {
+            v.push(lat);
+        }
+        if start.elapsed() > max {
+            break;
+        }
+    }
+    if v.len() < n {
+        return Err(format!(
+            "only {} victim samples in {max:?}, want {n}",
+            v.len()
+        ));
+    }
+    Ok(v)
+}
+
+/// `qos_noisy_*`: a victim 1q ADI, one NOP with a completion record at a
+/// time, alone, then beside a saturating 1q aggressor at equal weight.
+fn qos_noisy(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
+    // The aggressor first: it gets the lower queue pair, so in each round
+    // of the engine it is served before the victim (the victim's worse
+    // order).
+    let mut aggr = vec![c.ring()?];
+    aggr[0].on = true;
+    let victim = c.open(ADI_TYPE, VICTIM_MEM)?;
+    let mut q = Queue::start(&victim.dev, &victim.mem, load::IOVA, 0, 0, VICTIM_RING, 0)?;
+    let alone = victim_samples(&victim, &mut q, p.noisy_samples, p.noisy_max)?;
+    let (with, aggr_rate) = load::saturate(&mut aggr, |ts| -> Res<_> {
+        std::thread::sleep(p.noisy_warm);
+        let (c0, t0) = (ts[0].stat("descriptors")?, Instant::now());
+        let with = victim_samples(&victim, &mut q, p.noisy_samples, p.noisy_max)?;
+        let c1 = ts[0].stat("descriptors")?;
+        Ok((
+            with,
+            c1.saturating_sub(c0) as f64 / t0.elapsed().as_secs_f64(),
+        ))
+    })??;
+    aggr[0].on = false;
+    load::drain(&mut aggr, DRAIN_TIMEOUT)?;
+    let (a99, w99) = (quantile(&alone, 0.99), quantile(&with, 0.99));
+    eprintln!(
+        "[bench] qos: victim p99 {a99:.0} us alone, {w99:.0} us beside an aggressor at {aggr_rate:.0}/s"
+    );
+    r.qos_noisy_samples = p.noisy_samples as u64;
+    r.qos_noisy_p99_us = Latencies {
+        alone: finite(a99),
+        with_aggressor: finite(w99),
+    };
+    r.qos_noisy_p50_us = Latencies {
+        alone: finite(quantile(&alone, 0.5)),
+        with_aggressor: finite(quantile(&with, 0.5)),
+    };
+    r.qos_noisy_aggressor_desc_per_s = finite(aggr_rate);
+    r.qos_noisy_p99_ratio = ratio(w99, a99);
+    Ok(())
+}
+
+/// `qos_rate_*`: one saturating 1q ADI limited by max_rate.
+fn qos_rate(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
+    let mut fs = vec![c.ring()?];
+    let mut knobs = KnobGuard::default();
+    let result = (|| -> Res<()> {
+        let u = saturated_rates(&mut fs, &[0], p.rate_probe_warm, p.rate_probe)?[0];
+        r.qos_rate_unlimited = finite(u);
+        let set = 20_000u64.min((u / 4.0) as u64);
+        if set == 0 {
+            return Err(format!("unlimited rate {u:.0}/s: too low to set a limit"));
+        }
+        knobs.set(fs[0].mdev(), "max_rate", set)?;
+        r.qos_rate_set = Some(set);
+        let got = saturated_rates(&mut fs, &[0], p.rate_settle, p.rate_window)?[0];
+        let err = (got - set as f64).abs() / set as f64 * 100.0;
+        eprintln!("[bench] qos: unlimited {u:.0}/s, max_rate {set}: {got:.0}/s ({err:.2} % off)");
+        r.qos_rate_achieved = finite(got);
+        r.qos_rate_error_pct = finite(err);
+        Ok(())
+    })();
+    result.and(knobs.restore())
+}
+
+/// `qos_overhead_*`: one saturating 1q ADI with every mechanism running
+/// and none limiting, over the same with the values it was created with;
+/// off, on, off, on.
+fn qos_overhead(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
+    let mut fs = vec![c.ring()?];
+    let mut knobs = KnobGuard::default();
+    let result = (|| -> Res<()> {
+        let mut rates = OffOn::default();
+        for on in [false, true, false, true] {
+            if on {
+                // max_rate before the guarantee it must not be below.
+                for (k, v) in [
+                    ("weight", 150),
+                    ("priority", 2),
+                    ("max_rate", 10_000_000),
+                    ("guaranteed_rate", 1000),
+                ] {
+                    knobs.set(fs[0].mdev(), k, v)?;
+                }
+            } else {
+                knobs.restore()?;
+            }
+            let x = saturated_rates(&mut fs, &[0], p.overhead_settle, p.overhead_window)?[0];
+            if on {
+                rates.on.push(x);
+            } else {
+                rates.off.push(x);
+            }
+        }
+        let q = ratio(median(&rates.on), median(&rates.off));
+        eprintln!(
+            "[bench] qos: overhead: off {:.0?}/s, on {:.0?}/s, ratio {:.3}",
+            rates.off,
+            rates.on,
+            q.unwrap_or(f64::NAN)
+        );
+        r.qos_overhead_ratio = q;
+        r.qos_overhead_desc_per_s = rates;
+        Ok(())
+    })();
+    result.and(knobs.restore())
+}
+
+/// The QoS phase. Each measurement creates its ADIs, restores every knob
+/// it set and removes them (on error too: guards); a failed one leaves
+/// its figures null and its error in `qos_errors`, and the others run.
+///
+/// Full run, about 80 s: the fairness pool of 64 1q and 64 shared ADIs
+/// (created and opened once), nine windows of 0.5 + 2.5 s and the rings
+/// draining after each; weights 1 + 5 s; 2 x 2000 latency samples; the
+/// rate limit 0.3 + 1 + 1 + 3 s; the overhead 4 x 3.5 s. `--quick`, about
+/// 10 s: groups of 2 and 8, windows of a few tenths of a second, 2 x 500
+/// samples.
+fn qos_phase(p: &QosParams) -> QosReport {
+    let mut r = QosReport::default();
+    let mut c = Created::default();
+    type Measure = fn(&QosParams, &mut Created, &mut QosReport) -> Res<()>;
+    let steps: [(&str, Measure); 5] = [
+        ("jain_equal", qos_jain),
+        ("weighted", qos_weighted),
+        ("noisy", qos_noisy),
+        ("rate", qos_rate),
+        ("overhead", qos_overhead),
+    ];
+    for (name, f) in steps {
+        let t = Instant::now();
+        if let Err(e) = f(p, &mut c, &mut r) {
+            eprintln!("[bench] qos {name} failed: {e}");
+            r.qos_errors.insert(name.to_string(), e);
+        }
+        eprintln!("[bench] qos {name}: {:.1} s", t.elapsed().as_secs_f64());
+    }
+    if let Err(e) = c.all_gone() {
+        r.qos_errors.insert("cleanup".to_string(), e);
+    }
+    let figures = [
+        r.qos_jain_equal,
+        r.qos_weighted_error_pct,
+        r.qos_noisy_p99_ratio,
+        r.qos_rate_error_pct,
+        r.qos_overhead_ratio,
+    ];
+    for ((key, goal), v) in QOS_GOALS.iter().zip(figures) {
+        r.qos_goals.insert(key, *goal);
+        r.qos_goals_met.insert(key, goal.met(v));
+    }
+    r
+}
+
 /// `a / b`, or null when either is missing.
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (a.is_finite() && b.is_finite() && b > 0.0).then(|| a / b)
@@ -1100,6 +1736,11 @@ fn run(p: &Params) -> Res<Report> {
     let mg = migration(p)?;
     eprintln!("[bench] scaling: up to {} ADIs open", p.max_adis);
     let sc = scaling(p)?;
+    eprintln!(
+        "[bench] qos: fairness of {:?} ADIs, weights, noisy neighbour, rate limit, overhead",
+        p.qos.jain_ns
+    );
+    let qos = qos_phase(&p.qos);
 
     let m = |v: &Vec<f64>| median(v);
     let mo = |v: &Vec<f64>| Some(median(v)).filter(|x| x.is_finite());
@@ -1172,6 +1813,7 @@ fn run(p: &Params) -> Res<Report> {
         mtty_migration_downtime_ms: m(&mg.mtty.down),
         mtty_migration_total_ms: m(&mg.mtty.total),
         mtty_migration_stream_bytes: mg.mtty.bytes,
+        qos,
         ratios: Ratios {
             create_open_adi_vs_mtty: ratio(m(&lc.adi), m(&lc.mtty)),
             create_open_adi_vs_vf: ratio(m(&lc.adi), vf),
@@ -1210,6 +1852,12 @@ fn main() {
                 std::process::exit(1);
             }
             eprintln!("[bench] wrote {}", p.out.display());
+            if !report.qos.qos_errors.is_empty() {
+                for (what, e) in &report.qos.qos_errors {
+                    eprintln!("vdcm_bench: qos {what}: {e}");
+                }
+                std::process::exit(1);
+            }
         }
         Err(e) => {
             eprintln!("vdcm_bench: {e}");

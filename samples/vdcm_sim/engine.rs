@@ -43,6 +43,7 @@ use crate::desc::Opcode;
 use crate::desc::Status;
 use crate::sched::Sched;
 use crate::sched::MAX_PRIORITY;
+use crate::sched::UNIT;
 use crate::sim_pf::QpStats;
 use crate::sim_pf::QpTable;
 use crate::sim_pf::Queues;
@@ -258,7 +259,15 @@ impl Engine {
                     let before = exec.stats.descriptors;
                     if at == fetched {
                         let slot = ring.head & (ring.size - 1);
-                        let n = w.pending.min(BUDGET).min(ring.size - slot) as usize;
+                        // No more than the credit lets run: what is
+                        // fetched and not run is fetched again.
+                        let credit = if guaranteed {
+                            BUDGET
+                        } else {
+                            let d = (sched.deficit + UNIT - 1) / UNIT;
+                            u32::try_from(d.clamp(1, BUDGET.into())).unwrap_or(BUDGET)
+                        };
+                        let n = w.pending.min(credit).min(ring.size - slot) as usize;
                         let iova = ring
                             .base
                             .wrapping_add(u64::from(slot) * desc::DESC_SIZE as u64);
@@ -370,14 +379,15 @@ impl Poll for Engine {
         let mut wait_ns = i64::MAX;
         let mut saturated = false;
         for level in (0..=MAX_PRIORITY).rev() {
-            let queues = work
-                .iter()
-                .filter(|w| w.pending > 0)
-                .filter(|w| {
-                    let q = w.queue;
-                    table.sched(q).is_some_and(|s| s.qos.priority == level)
-                })
-                .count();
+            // The weights of the level's queues with work set its quanta.
+            let (mut queues, mut w_min, mut w_sum) = (0usize, u32::MAX, 0u32);
+            for w in work.iter().filter(|w| w.pending > 0) {
+                if let Some(s) = table.sched(w.queue).filter(|s| s.qos.priority == level) {
+                    queues += 1;
+                    w_min = w_min.min(s.qos.weight);
+                    w_sum = w_sum.saturating_add(s.qos.weight);
+                }
+            }
             if queues == 0 {
                 continue;
             }
@@ -403,7 +413,8 @@ impl Poll for Engine {
                         // of its queues have work; unspent credit carries
                         // over up to one quantum.
                         s.round = round;
-                        s.deficit = s.deficit.min(s.quantum()) + s.quantum();
+                        let q = s.quantum(w_min, w_sum);
+                        s.deficit = s.deficit.min(q) + q;
                     }
                     ran += self.serve(table, w, false) as usize;
                     if w.pending > 0 {

@@ -10,9 +10,11 @@
 //! - **Strict priority** between levels: a level is served only while no
 //!   higher level has work it is allowed to run.
 //! - **Deficit round robin** by `weight` within a level: each round an ADI
-//!   earns `weight * QUANTUM` credit (in hundredths of a descriptor) and
-//!   runs descriptors while its credit lasts; what it did not spend stays
-//!   while it has work, and an idle ADI keeps none.
+//!   earns credit in proportion to its weight -- the lightest ADI with
+//!   work [`ROUND_BASE`] descriptors, the others as many times that as
+//!   their weight is the lightest's, all scaled down if a round would run
+//!   more than [`ROUND_MAX`] -- and runs descriptors while its credit
+//!   lasts; what it did not spend carries over, up to one quantum.
 //! - **Token bucket** for `max_rate`: credit earned at that rate, at most
 //!   [`BURST_MS`] of it; an ADI out of tokens waits, and the engine wakes
 //!   when the first of the waiting earns one.
@@ -25,10 +27,12 @@
 
 use crate::vdcm_kernel::pf::Qos;
 
-/// Credit per unit of weight per round, in hundredths of a descriptor: an
-/// ADI of the default weight (100) earns 64 descriptors per round.
-pub const QUANTUM: i64 = 64;
-/// Hundredths of a descriptor per descriptor.
+/// Descriptors the lightest ADI of a level earns per round.
+pub const ROUND_BASE: i64 = 64;
+/// Most descriptors one round earns all the ADIs of a level together
+/// (a weight spread beyond 16:1 scales every quantum down).
+pub const ROUND_MAX: i64 = 16 * ROUND_BASE;
+/// Hundredths of a descriptor per descriptor (credit's unit).
 pub const UNIT: i64 = 100;
 /// The most credit a token bucket holds, in milliseconds of its rate.
 pub const BURST_MS: i64 = 32;
@@ -164,9 +168,19 @@ impl Sched {
         }
     }
 
-    /// This round's quantum.
-    pub fn quantum(&self) -> i64 {
-        i64::from(self.qos.weight.max(1)) * QUANTUM
+    /// This round's quantum, in hundredths of a descriptor, when the
+    /// ADIs of the level with work have weights of at least `w_min` and
+    /// `w_sum` in all: never below one descriptor.
+    pub fn quantum(&self, w_min: u32, w_sum: u32) -> i64 {
+        let w_min = i64::from(w_min.max(1));
+        let w = i64::from(self.qos.weight.max(1));
+        let total = i64::from(w_sum.max(1)) * ROUND_BASE;
+        let q = if total > ROUND_MAX * w_min {
+            w * ROUND_MAX * UNIT / i64::from(w_sum.max(1))
+        } else {
+            w * ROUND_BASE * UNIT / w_min
+        };
+        q.max(UNIT)
     }
 
     /// Nanoseconds until a rate-limited ADI may run again; 0 if it may.
@@ -245,14 +259,28 @@ mod cases {
         assert_eq!(s.deficit, deficit);
     }
 
-    #[test]
-    fn quantum_follows_the_weight() {
+    fn weighted(weight: u32) -> Sched {
         let mut s = Sched::default();
-        assert_eq!(s.quantum(), 100 * QUANTUM);
         s.set(&Qos {
-            weight: 1,
+            weight,
             ..DEFAULT_QOS
         });
-        assert_eq!(s.quantum(), QUANTUM);
+        s
+    }
+
+    #[test]
+    fn quantum_follows_the_weight() {
+        // Equal weights: ROUND_BASE descriptors each.
+        assert_eq!(weighted(100).quantum(100, 200), ROUND_BASE * UNIT);
+        // 1:2:4: the lightest gets ROUND_BASE, the others 2 and 4 times.
+        assert_eq!(weighted(1).quantum(1, 7), ROUND_BASE * UNIT);
+        assert_eq!(weighted(4).quantum(1, 7), 4 * ROUND_BASE * UNIT);
+        // 1:200: scaled to ROUND_MAX in all, the ratio kept, never below
+        // one descriptor.
+        let heavy = weighted(200).quantum(1, 201);
+        let light = weighted(1).quantum(1, 201);
+        assert!(heavy + light <= ROUND_MAX * UNIT);
+        assert_eq!(light, UNIT.max(ROUND_MAX * UNIT / 201));
+        assert_eq!(heavy, 200 * ROUND_MAX * UNIT / 201);
     }
 }

@@ -460,7 +460,9 @@ fn weights() -> Outcome {
         // Set before the device is opened: it applies all the same.
         let m = create(PF, TYPE_1Q)?;
         set(&m.0, "weight", w)?;
-        fs.push(feeder(m)?);
+        // Refilled by marks (see `priority`): a ring that runs dry while
+        // its feeder waits on a counter read gives its share away.
+        fs.push(Feeder::marked(open(m)?)?);
     }
     drive(&mut fs, WARMUP)?;
     let rates = measure(&mut fs, SHARE_WINDOW)?;
@@ -493,7 +495,11 @@ fn priority() -> Outcome {
     set(&h.0, "priority", 1)?;
     let l = create(PF, TYPE_1Q)?;
     set(&l.0, "priority", 0)?;
-    let mut fs = vec![feeder(h)?, feeder(l)?];
+    // Refilled by completion marks, not by counter reads: a counter read
+    // waits for the engine's poll, and a higher level that runs dry while
+    // its feeder waits is not saturated, so the lower one would rightly
+    // get the engine.
+    let mut fs = vec![Feeder::marked(open(h)?)?, Feeder::marked(open(l)?)?];
     drive(&mut fs, WARMUP)?;
     let r = measure(&mut fs, RATE_WINDOW)?;
     let (rh, rl) = (r[0], r[1]);

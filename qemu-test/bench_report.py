@@ -49,7 +49,7 @@ RATIOS = ["create_open_adi_vs_mtty", "create_open_adi_vs_vf",
 QOS_FIGURES = ["qos_jain_equal", "qos_weighted_error_pct", "qos_noisy_p99_ratio",
                "qos_rate_error_pct", "qos_overhead_ratio"]
 # Objects of figures per ADI count ("2", "8", "64"; --quick: "2", "8").
-QOS_BY_N = ["qos_jain_equal_by_n", "qos_jain_equal_dedicated_by_n",
+QOS_BY_N = ["qos_jain_equal_by_n", "qos_jain_mixed_by_n", "qos_jain_equal_dedicated_by_n",
             "qos_jain_equal_shared_by_n", "qos_jain_shared_vs_dedicated_by_n",
             "qos_jain_equal_desc_per_s_by_n"]
 # Other QoS keys that must exist (null or a number).
@@ -257,7 +257,7 @@ def qos_table(d):
         out.append(f"  {label:<32} {fig:>12} {goal_text(goals.get(key)):>10}  "
                    f"{verdict.get(met.get(key), 'n/a')}")
         if key == "qos_jain_equal":
-            out.append(f"    {'mixed 1q + shared, by n':<30} {by_n_text(d.get('qos_jain_equal_by_n'))}")
+            out.append(f"    {'mixed 1q + shared, by n':<30} {by_n_text(d.get('qos_jain_mixed_by_n'))}")
             out.append(f"    {'  shared/dedicated rate':<30} "
                        f"{by_n_text(d.get('qos_jain_shared_vs_dedicated_by_n'), 3)}")
             out.append(f"    {'dedicated only, by n':<30} "

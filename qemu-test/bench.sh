@@ -26,4 +26,5 @@ python3 "$QT_DIR/tap.py" --scan "$OUT_DIR/console.log" || rc=1
 [ "$rc" -eq 0 ] || die "the benchmark run failed (console: $OUT_DIR/console.log)"
 python3 "$QT_DIR/bench_report.py" check "$OUT_DIR/bench.json"
 python3 "$QT_DIR/bench_report.py" plot "$OUT_DIR/bench.json" "$OUT_DIR/bench-create-latency"
+python3 "$QT_DIR/bench_report.py" plot-qos "$OUT_DIR/bench.json" "$OUT_DIR/bench-qos-timeline"
 python3 "$QT_DIR/bench_report.py" table "$OUT_DIR/bench.json"

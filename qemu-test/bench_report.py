@@ -6,6 +6,8 @@
     bench_report.py table FILE        the human-readable table
     bench_report.py plot FILE STEM    STEM.svg and STEM.txt: creation time
                                       of the k-th ADI against k
+    bench_report.py plot-qos FILE STEM  STEM.svg and STEM.txt: three
+                                      ADIs' rates as their weights change
 
 Standard library only.
 """
@@ -137,7 +139,61 @@ def check_qos(d):
         errs.append(f"qos_weighted_shares = {shares!r}, want three numbers")
     if not isinstance(d.get("qos_overhead_desc_per_s"), dict):
         errs.append("qos_overhead_desc_per_s missing")
+    tl = d.get("qos_timeline")
+    if not isinstance(tl, list) or not all(
+            isinstance(p, dict) and is_num(p.get("t_s")) and len(p.get("weights", [])) == 3
+            and len(p.get("rates", [])) == 3 and all(is_num(x) and x >= 0 for x in p["rates"])
+            for p in tl) or (not tl and "timeline" not in qerrs):
+        errs.append(f"qos_timeline = {str(tl)[:80]}..., want samples of three weights and rates")
     return errs
+
+
+def plot_qos(d, stem):
+    """STEM.svg and STEM.txt: each ADI's descriptors/s over time while
+    the weights change (qos_timeline)."""
+    tl = d.get("qos_timeline") or []
+    if not tl:
+        return
+    colors = ["#c30", "#36c", "#393"]
+    w, h, ml, mb, mt, mr = 640, 360, 70, 40, 30, 20
+    tmax = tl[-1]["t_s"] or 1
+    ymax = max(max(p["rates"]) for p in tl) * 1.1 or 1
+    step = tl[1]["t_s"] - tl[0]["t_s"] if len(tl) > 1 else 0
+    x = lambda t: ml + t / tmax * (w - ml - mr)
+    y = lambda v: h - mb - v / ymax * (h - mb - mt)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{ml}" y1="{h - mb}" x2="{w - mr}" y2="{h - mb}" stroke="black"/>',
+             f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{h - mb}" stroke="black"/>']
+    for i in range(5):
+        v = ymax * i / 4
+        parts.append(f'<text x="{ml - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+        parts.append(f'<line x1="{ml}" y1="{y(v):.1f}" x2="{w - mr}" y2="{y(v):.1f}" stroke="#ddd"/>')
+    prev = None
+    for p in tl:
+        if p["weights"] != prev:
+            t0 = max(p["t_s"] - step, 0)
+            parts.append(f'<line x1="{x(t0):.1f}" y1="{mt}" x2="{x(t0):.1f}" y2="{h - mb}" stroke="#999" stroke-dasharray="3,3"/>')
+            parts.append(f'<text x="{x(t0) + 3:.1f}" y="{mt - 8}">{":".join(str(v) for v in p["weights"])}</text>')
+            prev = p["weights"]
+    for i in range(3):
+        pts = " ".join(f'{x(p["t_s"]):.1f},{y(p["rates"][i]):.1f}' for p in tl)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colors[i]}" stroke-width="2"/>')
+        parts.append(f'<text x="{w - mr}" y="{mt + 12 + 12 * i}" text-anchor="end" fill="{colors[i]}">ADI {"ABC"[i]}</text>')
+    parts.append(f'<text x="{(ml + w - mr) / 2}" y="{h - 5}" text-anchor="middle">seconds (weights A:B:C above; TCG-emulated)</text>')
+    parts.append(f'<text x="12" y="{mt + (h - mb - mt) / 2}" transform="rotate(-90 12 {mt + (h - mb - mt) / 2})" text-anchor="middle">descriptors/s</text>')
+    parts.append("</svg>")
+    with open(stem + ".svg", "w") as f:
+        f.write("\n".join(parts) + "\n")
+    top = max(max(p["rates"]) for p in tl) or 1
+    lines = ["descriptors/s of three saturating ADIs A, B, C as their weights change live"]
+    for p in tl:
+        ws = ":".join(str(v) for v in p["weights"])
+        bars = "  ".join(f'{"ABC"[i]} {"#" * round(r / top * 20):<20}' for i, r in enumerate(p["rates"]))
+        lines.append(f'{p["t_s"]:5.1f} s  {ws:>11}  {bars}')
+    with open(stem + ".txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def fmt(v, unit=""):
@@ -348,6 +404,8 @@ def main():
         print(table(d))
     elif cmd == "plot":
         plot(d, sys.argv[3])
+    elif cmd == "plot-qos":
+        plot_qos(d, sys.argv[3])
     else:
         sys.exit(f"unknown command {cmd}")
 

@@ -43,7 +43,6 @@ use crate::desc::Opcode;
 use crate::desc::Status;
 use crate::sched::Sched;
 use crate::sched::MAX_PRIORITY;
-use crate::sched::UNIT;
 use crate::sim_pf::QpStats;
 use crate::sim_pf::QpTable;
 use crate::sim_pf::Queues;
@@ -261,12 +260,7 @@ impl Engine {
                         let slot = ring.head & (ring.size - 1);
                         // No more than the credit lets run: what is
                         // fetched and not run is fetched again.
-                        let credit = if guaranteed {
-                            BUDGET
-                        } else {
-                            let d = (sched.deficit + UNIT - 1) / UNIT;
-                            u32::try_from(d.clamp(1, BUDGET.into())).unwrap_or(BUDGET)
-                        };
+                        let credit = sched.allowance(!guaranteed, BUDGET);
                         let n = w.pending.min(credit).min(ring.size - slot) as usize;
                         let iova = ring
                             .base

@@ -19,15 +19,18 @@
 //!   [`BURST_MS`] of it; an ADI out of tokens waits, and the engine wakes
 //!   when the first of the waiting earns one.
 //!
-//! A descriptor costs what it counts for the ADI (a BATCH one plus its
-//! members), charged after it ran, so credit can go below zero.
+//! The round robin counts submissions, as a work queue arbitrates its
+//! entries: a ring slot or portal slot is one, whatever it holds. The
+//! rates count the work: a descriptor costs what it counts for the ADI (a
+//! BATCH one plus its members), charged after it ran, so a bucket can go
+//! below zero.
 //!
 //! The state of a multi-queue ADI lives in its first queue pair's entry
 //! (its "leader"); its other queue pairs point there.
 
 use crate::vdcm_kernel::pf::Qos;
 
-/// Descriptors the lightest ADI of a level earns per round.
+/// Submissions the lightest ADI of a level earns per round.
 pub const ROUND_BASE: i64 = 64;
 /// Most descriptors one round earns all the ADIs of a level together
 /// (a weight spread beyond 16:1 scales every quantum down).
@@ -155,14 +158,15 @@ impl Sched {
         self.qos.guaranteed_rate != 0 && self.committed.has() && self.may_run()
     }
 
-    /// Charges `descriptors` run by the ADI; `drr`: to its round-robin
-    /// credit too, not only the guarantee's.
+    /// Charges one submission of the ADI that ran `descriptors`: to the
+    /// rate limit, and to its round-robin credit (`drr`) or its
+    /// guarantee's.
     pub fn charge(&mut self, descriptors: u64, drr: bool) {
         if self.qos.max_rate != 0 {
             self.tokens.charge(descriptors);
         }
         if drr {
-            self.deficit -= descriptors as i64 * UNIT;
+            self.deficit -= UNIT;
         } else if self.qos.guaranteed_rate != 0 {
             self.committed.charge(descriptors);
         }
@@ -181,6 +185,17 @@ impl Sched {
             w * ROUND_BASE * UNIT / w_min
         };
         q.max(UNIT)
+    }
+
+    /// Submissions worth fetching at once: what the round's credit
+    /// (`drr`) or the guarantee's allows, at least one, at most `max`.
+    pub fn allowance(&self, drr: bool, max: u32) -> u32 {
+        let n = if drr {
+            (self.deficit + UNIT - 1) / UNIT
+        } else {
+            (self.committed.credit + NS_PER_S - 1) / NS_PER_S
+        };
+        u32::try_from(n.clamp(1, max.into())).unwrap_or(max)
     }
 
     /// Nanoseconds until a rate-limited ADI may run again; 0 if it may.

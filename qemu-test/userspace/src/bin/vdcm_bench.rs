@@ -1112,9 +1112,13 @@ struct QosParams {
     rate_probe: Duration,
     rate_settle: Duration,
     rate_window: Duration,
-    /// Each of the four overhead windows, after its settling.
+    /// Each of the six overhead windows, after its settling.
     overhead_settle: Duration,
     overhead_window: Duration,
+    /// How long each weight setting of the timeline holds, and how often
+    /// it samples the rates.
+    timeline_step: Duration,
+    timeline_sample: Duration,
 }
 
 fn secs(s: f64) -> Duration {
@@ -1139,6 +1143,8 @@ impl QosParams {
             rate_window: secs(3.0),
             overhead_settle: secs(0.5),
             overhead_window: secs(3.0),
+            timeline_step: secs(2.0),
+            timeline_sample: secs(0.2),
         }
     }
 
@@ -1159,6 +1165,8 @@ impl QosParams {
             rate_window: secs(0.8),
             overhead_settle: secs(0.1),
             overhead_window: secs(0.3),
+            timeline_step: secs(0.4),
+            timeline_sample: secs(0.2),
         }
     }
 }
@@ -1259,6 +1267,7 @@ struct QosReport {
     qos_jain_equal: Option<f64>,
     qos_jain_equal_by_n: ByN,
     qos_jain_mixed_by_n: ByN,
+    qos_timeline: Vec<TimelineSample>,
     qos_jain_equal_dedicated_by_n: ByN,
     qos_jain_equal_shared_by_n: ByN,
     qos_jain_shared_vs_dedicated_by_n: ByN,
@@ -1466,6 +1475,60 @@ fn qos_jain(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
     Ok(())
 }
 
+/// The weights of the timeline's three ADIs, one setting per step.
+const TIMELINE_WEIGHTS: [[u64; 3]; 4] = [[100, 100, 100], [1, 2, 4], [4, 2, 1], [100, 100, 100]];
+
+/// `qos_timeline`: three saturating 1q ADIs while their weights change
+/// live every `timeline_step` (equal, 1:2:4, 4:2:1, equal again), each
+/// one's descriptors/s every `timeline_sample`: the plot of
+/// `Documentation/vdcm.rst` ("Sharing a PF fairly").
+fn qos_timeline(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
+    let mut fs = Vec::new();
+    for _ in 0..3 {
+        fs.push(c.ring()?);
+    }
+    let mut knobs = KnobGuard::default();
+    let per_step =
+        (p.timeline_step.as_secs_f64() / p.timeline_sample.as_secs_f64()).round() as usize;
+    let result = load::saturate(&mut fs, |ts| -> Res<Vec<TimelineSample>> {
+        let mut out = Vec::new();
+        let start = Instant::now();
+        for weights in TIMELINE_WEIGHTS {
+            for (t, &w) in ts.iter().zip(&weights) {
+                knobs.set(&t.mdev.0, "weight", w)?;
+            }
+            for _ in 0..per_step.max(1) {
+                let rates = load::measure_each(ts, p.timeline_sample)?;
+                out.push(TimelineSample {
+                    t_s: start.elapsed().as_secs_f64(),
+                    weights: weights.to_vec(),
+                    rates,
+                });
+            }
+        }
+        Ok(out)
+    });
+    for f in fs.iter_mut() {
+        f.on = false;
+    }
+    let drained = load::drain(&mut fs, DRAIN_TIMEOUT);
+    let restored = knobs.restore();
+    r.qos_timeline = result??;
+    drained?;
+    restored
+}
+
+/// One sample of `qos_timeline`.
+#[derive(Serialize)]
+struct TimelineSample {
+    /// Seconds since the first weight setting, at the sample's end.
+    t_s: f64,
+    /// The weights in force.
+    weights: Vec<u64>,
+    /// Each ADI's descriptors/s over the sample.
+    rates: Vec<f64>,
+}
+
 /// `qos_weighted_*`: three saturating 1q ADIs at weights 1, 2 and 4.
 fn qos_weighted(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
     let ws = [1u64, 2, 4];
@@ -1619,13 +1682,15 @@ fn qos_rate(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
 
 /// `qos_overhead_*`: one saturating 1q ADI with every mechanism running
 /// and none limiting, over the same with the values it was created with;
-/// off, on, off, on.
+/// off, on, on, off, off, on.
 fn qos_overhead(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
     let mut fs = vec![c.ring()?];
     let mut knobs = KnobGuard::default();
     let result = (|| -> Res<()> {
         let mut rates = OffOn::default();
-        for on in [false, true, false, true] {
+        // Three of each, alternating: the machine's noise moves single
+        // windows by tens of percent.
+        for on in [false, true, true, false, false, true] {
             if on {
                 // max_rate before the guarantee it must not be below.
                 for (k, v) in [
@@ -1667,19 +1732,20 @@ fn qos_overhead(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
 /// Full run, about 80 s: the fairness pool of 64 1q and 64 shared ADIs
 /// (created and opened once), nine windows of 0.5 + 2.5 s and the rings
 /// draining after each; weights 1 + 5 s; 2 x 2000 latency samples; the
-/// rate limit 0.3 + 1 + 1 + 3 s; the overhead 4 x 3.5 s. `--quick`, about
+/// rate limit 0.3 + 1 + 1 + 3 s; the overhead 6 x 3.5 s; the timeline 8 s. `--quick`, about
 /// 10 s: groups of 2 and 8, windows of a few tenths of a second, 2 x 500
 /// samples.
 fn qos_phase(p: &QosParams) -> QosReport {
     let mut r = QosReport::default();
     let mut c = Created::default();
     type Measure = fn(&QosParams, &mut Created, &mut QosReport) -> Res<()>;
-    let steps: [(&str, Measure); 5] = [
+    let steps: [(&str, Measure); 6] = [
         ("jain_equal", qos_jain),
         ("weighted", qos_weighted),
         ("noisy", qos_noisy),
         ("rate", qos_rate),
         ("overhead", qos_overhead),
+        ("timeline", qos_timeline),
     ];
     for (name, f) in steps {
         let t = Instant::now();

@@ -195,13 +195,13 @@ struct DataAttr {
 /// While `dev` holds the group, `group.attrs` points to `attr_ptrs`, a
 /// null-terminated array of the `attr.attr` fields of `attrs`, whose
 /// callbacks are `show_cb::<T>` / `store_cb::<T>` and whose `data` points
-/// to `data`'s value; `group` does not move (it is boxed).
+/// to `_data`'s value; `group` does not move (it is boxed).
 pub struct DeviceGroup<T: GroupData> {
     dev: ARef<device::Device>,
     group: KBox<bindings::attribute_group>,
     _attrs: KVec<DataAttr>,
     _attr_ptrs: KVec<*mut bindings::attribute>,
-    data: KBox<T>,
+    _data: KBox<T>,
 }
 
 // SAFETY: the raw structures are only read by sysfs after construction;
@@ -261,13 +261,8 @@ impl<T: GroupData> DeviceGroup<T> {
             group,
             _attrs: attrs,
             _attr_ptrs: attr_ptrs,
-            data,
+            _data: data,
         })
-    }
-
-    /// The data serving the files.
-    pub fn data(&self) -> &T {
-        &self.data
     }
 
     /// # Safety

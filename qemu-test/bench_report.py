@@ -148,6 +148,21 @@ def check_qos(d):
     return errs
 
 
+def svg_frame(w, h, ml, mb, mt, mr, ymax, y):
+    """The start of a plot: the SVG element, a white background, the two
+    axes and five labelled horizontal grid lines from 0 to ymax (y maps a
+    value to its row)."""
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{ml}" y1="{h - mb}" x2="{w - mr}" y2="{h - mb}" stroke="black"/>',
+             f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{h - mb}" stroke="black"/>']
+    for i in range(5):
+        v = ymax * i / 4
+        parts.append(f'<text x="{ml - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
+        parts.append(f'<line x1="{ml}" y1="{y(v):.1f}" x2="{w - mr}" y2="{y(v):.1f}" stroke="#ddd"/>')
+    return parts
+
+
 def plot_qos(d, stem):
     """STEM.svg and STEM.txt: each ADI's descriptors/s over time while
     the weights change (qos_timeline)."""
@@ -161,14 +176,7 @@ def plot_qos(d, stem):
     step = tl[1]["t_s"] - tl[0]["t_s"] if len(tl) > 1 else 0
     x = lambda t: ml + t / tmax * (w - ml - mr)
     y = lambda v: h - mb - v / ymax * (h - mb - mt)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{w}" height="{h}" fill="white"/>',
-             f'<line x1="{ml}" y1="{h - mb}" x2="{w - mr}" y2="{h - mb}" stroke="black"/>',
-             f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{h - mb}" stroke="black"/>']
-    for i in range(5):
-        v = ymax * i / 4
-        parts.append(f'<text x="{ml - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
-        parts.append(f'<line x1="{ml}" y1="{y(v):.1f}" x2="{w - mr}" y2="{y(v):.1f}" stroke="#ddd"/>')
+    parts = svg_frame(w, h, ml, mb, mt, mr, ymax, y)
     prev = None
     for p in tl:
         if p["weights"] != prev:
@@ -359,14 +367,7 @@ def plot(d, stem):
     ymax = sorted(s)[int(0.99 * (len(s) - 1))] * 1.1 or 1
     x = lambda k: ml + (k - 1) / max(len(s) - 1, 1) * (w - ml - mr)
     y = lambda v: h - mb - min(v, ymax) / ymax * (h - mb - mt)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
-             f'<rect width="{w}" height="{h}" fill="white"/>',
-             f'<line x1="{ml}" y1="{h - mb}" x2="{w - mr}" y2="{h - mb}" stroke="black"/>',
-             f'<line x1="{ml}" y1="{mt}" x2="{ml}" y2="{h - mb}" stroke="black"/>']
-    for i in range(5):
-        v = ymax * i / 4
-        parts.append(f'<text x="{ml - 5}" y="{y(v) + 4:.1f}" text-anchor="end">{v:.0f}</text>')
-        parts.append(f'<line x1="{ml}" y1="{y(v):.1f}" x2="{w - mr}" y2="{y(v):.1f}" stroke="#ddd"/>')
+    parts = svg_frame(w, h, ml, mb, mt, mr, ymax, y)
     for i in range(5):
         k = 1 + (len(s) - 1) * i / 4
         parts.append(f'<text x="{x(k):.1f}" y="{h - mb + 15}" text-anchor="middle">{k:.0f}</text>')

@@ -51,6 +51,14 @@ impl Rng {
     }
 }
 
+/// The number after command-line flag `name` (`--seed N`); `None` if the
+/// flag is absent or its value is not a number.
+pub fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
 /// A seed from the clock, for runs without `--seed`.
 pub fn clock_seed() -> u64 {
     let t = std::time::SystemTime::now()

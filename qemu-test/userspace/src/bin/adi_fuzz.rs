@@ -462,16 +462,10 @@ fn still_works(a: &mut Adi) -> Outcome {
     ensure(c.status == Status::Success, || format!("NOP: {c:?}"))
 }
 
-fn arg(name: &str) -> Option<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
-}
-
 fn main() {
-    let seed = arg("--seed").unwrap_or_else(adv::clock_seed);
-    let want_ops = arg("--ops").unwrap_or(100_000);
-    let secs = arg("--secs").unwrap_or(240);
+    let seed = adv::arg("--seed").unwrap_or_else(adv::clock_seed);
+    let want_ops = adv::arg("--ops").unwrap_or(100_000);
+    let secs = adv::arg("--secs").unwrap_or(240);
     let mut t = Reporter::default();
     let t1 = MdevType::new(PF, "vdcm_sim-1q");
     let avail = t1.available().unwrap_or(0);

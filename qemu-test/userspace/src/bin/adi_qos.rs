@@ -1114,15 +1114,9 @@ fn knob_fuzz(seed: u64, secs: u64) -> Outcome {
     Ok(())
 }
 
-fn arg(name: &str) -> Option<u64> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    args.get(i + 1)?.parse().ok()
-}
-
 fn main() {
-    let seed = arg("--seed").unwrap_or_else(adv::clock_seed);
-    let secs = arg("--secs").unwrap_or(FUZZ_SECS);
+    let seed = adv::arg("--seed").unwrap_or_else(adv::clock_seed);
+    let secs = adv::arg("--secs").unwrap_or(FUZZ_SECS);
     let mut t = Reporter::default();
     t.point("qos_defaults_and_pf_group", defaults_and_pf_group);
     t.point("qos_knob_validation", knob_validation);

@@ -360,9 +360,13 @@ impl Poll for Engine {
         let started = self.scan(table, now_ns);
         let mut work = core::mem::take(&mut table.work);
         let mut worked = false;
-        // Guarantees first, whatever the priorities.
+        // Guarantees first, whatever the priorities, a chunk at a time
+        // (see `Sched::guarantee_due`).
         for w in work.iter_mut() {
-            if table.sched(w.queue).is_some_and(|s| s.guaranteed()) {
+            if table
+                .sched(w.queue)
+                .is_some_and(|s| s.guarantee_due(w.pending, BUDGET))
+            {
                 worked |= self.serve(table, w, true) > 0;
             }
         }

@@ -158,6 +158,23 @@ impl Sched {
         self.qos.guaranteed_rate != 0 && self.committed.has() && self.may_run()
     }
 
+    /// Whether the guarantee pass serves the ADI now, with `pending`
+    /// submissions waiting: it has guaranteed credit for the last of
+    /// `min(pending, chunk)` of them, or for as many as its bucket can
+    /// hold if that is fewer. Waiting for a chunk's worth keeps the
+    /// pass's serve as cheap per descriptor as a round's -- one ring fetch
+    /// for many descriptors, not one for every descriptor the credit
+    /// trickles in for -- and costs the ADI nothing: the credit waits in
+    /// the bucket, so the guaranteed rate is the same.
+    pub fn guarantee_due(&self, pending: u32, chunk: u32) -> bool {
+        if !self.guaranteed() {
+            return false;
+        }
+        let holds = (self.qos.guaranteed_rate as i64 * BURST_MS / 1000).max(1);
+        let want = i64::from(pending.min(chunk).max(1)).min(holds);
+        self.committed.credit > (want - 1) * NS_PER_S
+    }
+
     /// Charges one submission of the ADI that ran `descriptors`: to the
     /// rate limit, and to its round-robin credit (`drr`) or its
     /// guarantee's.
@@ -272,6 +289,40 @@ mod cases {
         assert!(!s.guaranteed());
         // The round robin's credit is untouched by guaranteed work.
         assert_eq!(s.deficit, deficit);
+    }
+
+    #[test]
+    fn guarantee_waits_for_a_chunk() {
+        let mut s = Sched::default();
+        s.set(&Qos {
+            guaranteed_rate: 100_000,
+            ..DEFAULT_QOS
+        });
+        // The first refill is a full burst: 3200 descriptors, a chunk.
+        s.refill(1);
+        assert!(s.guarantee_due(4096, 64));
+        s.charge(3200, false);
+        // 100 us earn 10 descriptors: due for 10 waiting, not for 4096.
+        s.refill(1 + 100_000);
+        assert!(s.guarantee_due(10, 64));
+        assert!(!s.guarantee_due(4096, 64));
+        // 640 us earn the 64 of a chunk.
+        s.refill(1 + 640_000);
+        assert!(s.guarantee_due(4096, 64));
+        // A bucket smaller than a chunk (1000/s holds 32): due when full.
+        let mut t = Sched::default();
+        t.set(&Qos {
+            guaranteed_rate: 1000,
+            ..DEFAULT_QOS
+        });
+        t.refill(1);
+        t.charge(32, false);
+        t.refill(1 + 31_000_000);
+        assert!(!t.guarantee_due(4096, 64));
+        t.refill(1 + 32_000_000);
+        assert!(t.guarantee_due(4096, 64));
+        // No guarantee: never due.
+        assert!(!Sched::default().guarantee_due(1, 64));
     }
 
     fn weighted(weight: u32) -> Sched {

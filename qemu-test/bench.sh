@@ -8,7 +8,9 @@
 # BENCH_QPS: queue pairs of the simulated PF (default 1024, at most 4096).
 # BENCH_PORTALS: its portals (default 4096, at most 16384): one per shared
 # ADI, the bound of max_adis_per_pf.
-# BENCH_ARGS: arguments of vdcm_bench, e.g. "--quick" for a smoke run.
+# BENCH_ARGS: arguments of vdcm_bench, e.g. "--quick" for a smoke run, or
+# "--only-qos overhead" to run one step of the QoS phase (then bench.json
+# holds only its keys and no report is made).
 # The VM gets 40 minutes (VM_TIMEOUT) unless told otherwise: the density
 # run alone opens up to 4096 ADIs.
 set -euo pipefail
@@ -24,6 +26,12 @@ rc=${PIPESTATUS[0]}
 set -e
 python3 "$QT_DIR/tap.py" --scan "$OUT_DIR/console.log" || rc=1
 [ "$rc" -eq 0 ] || die "the benchmark run failed (console: $OUT_DIR/console.log)"
+case " ${args[*]} " in
+*" --only-qos "*)
+	echo "bench: QoS steps only: $OUT_DIR/bench.json (no report)"
+	exit 0
+	;;
+esac
 python3 "$QT_DIR/bench_report.py" check "$OUT_DIR/bench.json"
 python3 "$QT_DIR/bench_report.py" plot "$OUT_DIR/bench.json" "$OUT_DIR/bench-create-latency"
 python3 "$QT_DIR/bench_report.py" plot-qos "$OUT_DIR/bench.json" "$OUT_DIR/bench-qos-timeline"

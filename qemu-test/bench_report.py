@@ -341,9 +341,12 @@ def qos_table(d):
                        f"{fmt(d.get('qos_rate_set'))} / {fmt(d.get('qos_rate_achieved'))}")
         elif key == "qos_overhead_ratio":
             o = d.get("qos_overhead_desc_per_s") or {}
-            out.append(f"    {'off / on (desc/s)':<30} "
-                       + ", ".join(fmt(x) for x in o.get("off", [])) + " / "
-                       + ", ".join(fmt(x) for x in o.get("on", [])))
+            for side in ["off", "on"]:
+                v = sorted(o.get(side, []))
+                if v:
+                    out.append(f"    {side + ' slices (desc/s)':<30} median "
+                               f"{fmt(v[len(v) // 2])}, {fmt(v[0])} to {fmt(v[-1])} "
+                               f"in {len(v)}")
     for what, e in (d.get("qos_errors") or {}).items():
         out.append(f"  error in {what}: {e}")
     return out

@@ -13,6 +13,7 @@ pub mod bindings;
 pub mod class;
 pub mod crc;
 pub mod doorbell;
+pub mod footprint;
 pub mod pf;
 pub mod poller;
 pub mod sysfs;

@@ -14,6 +14,7 @@
 pub mod bindings;
 pub mod crc;
 pub mod eventfd;
+pub mod footprint;
 pub mod mdev;
 pub mod pasid;
 pub mod pci_regs;

@@ -120,6 +120,10 @@ pub struct AdiType {
     pub state_size: usize,
     /// The largest QoS threshold of an ADI; 0: the type has none.
     pub max_threshold: u32,
+    /// The config space of an ADI of this type in its reset state; its
+    /// layout is shared by every ADI of the type (see
+    /// [`AdiType::config_space`]); made by [`lay_out_config`].
+    pub(crate) config: ConfigSpace,
 }
 
 /// Why a description was refused: the message for the log.
@@ -247,17 +251,21 @@ impl AdiType {
                 .push((d.vendor, d.id, d.revision, body), GFP_KERNEL)
                 .map_err(|_| "out of memory")?;
         }
+        let ids = config::DeviceIds {
+            vendor: t.vendor,
+            device: t.device,
+            revision: t.revision,
+            class: t.class,
+            subsystem_vendor: t.subsystem_vendor,
+            subsystem: t.subsystem,
+        };
+        let config = lay_out_config(&ids, &bars, &msix, &dvsecs).map_err(|_| {
+            "the config space cannot be laid out (out of memory, or no room for the DVSECs)"
+        })?;
         Ok(AdiType {
             name: t.name.to_cstring().map_err(|_| "out of memory")?,
             description: t.description.to_cstring().map_err(|_| "out of memory")?,
-            ids: config::DeviceIds {
-                vendor: t.vendor,
-                device: t.device,
-                revision: t.revision,
-                class: t.class,
-                subsystem_vendor: t.subsystem_vendor,
-                subsystem: t.subsystem,
-            },
+            ids,
             bars,
             msix,
             dvsecs,
@@ -266,6 +274,7 @@ impl AdiType {
             pins: t.pins,
             state_size: t.state_size as usize,
             max_threshold: t.max_threshold,
+            config,
         })
     }
 
@@ -353,38 +362,49 @@ impl AdiType {
         })
     }
 
-    /// The config space of an ADI of this type: a PCI Express endpoint with
-    /// the type's IDs and BARs, Power Management, FLR, MSI-X, the SIOV
-    /// DVSEC and the type's own DVSECs.
+    /// A config space for a new ADI of this type, in its reset state: only
+    /// the bytes an ADI can change are its own.
     pub fn config_space(&self) -> Result<ConfigSpace> {
-        let mut b = ConfigBuilder::new(&self.ids)?;
-        for (i, bar) in self.bars.iter().enumerate() {
-            if bar.size == 0 {
-                continue;
-            }
-            b = if bar.bits64 {
-                b.bar64(i, bar.size, bar.prefetchable)?
-            } else {
-                b.bar32(i, bar.size, bar.prefetchable)?
-            };
-        }
-        let bir = u8::try_from(self.msix.bar).map_err(|_| EINVAL)?;
-        b = b
-            .power_management()?
-            .pcie_endpoint()?
-            .msix(&config::MsixLayout {
-                vectors: self.msix.vectors,
-                table_bar: bir,
-                table_offset: u32::try_from(self.msix.table)?,
-                pba_bar: bir,
-                pba_offset: u32::try_from(self.msix.pba)?,
-            })?
-            .siov_dvsec(&config::SiovDvsec::PAGES_4K)?;
-        for (vendor, id, revision, body) in self.dvsecs.iter() {
-            b = b.add_dvsec(*vendor, *id, *revision, body)?;
-        }
-        b.build()
+        self.config.fresh()
     }
+}
+
+/// The config space of an ADI with these IDs, BARs, MSI-X and DVSECs: a PCI
+/// Express endpoint with Power Management, FLR, MSI-X, the SIOV DVSEC and
+/// the type's own DVSECs.
+pub(crate) fn lay_out_config(
+    ids: &config::DeviceIds,
+    bars: &[Bar; limits::BARS],
+    msix: &Msix,
+    dvsecs: &[(u16, u16, u8, KVec<u8>)],
+) -> Result<ConfigSpace> {
+    let mut b = ConfigBuilder::new(ids)?;
+    for (i, bar) in bars.iter().enumerate() {
+        if bar.size == 0 {
+            continue;
+        }
+        b = if bar.bits64 {
+            b.bar64(i, bar.size, bar.prefetchable)?
+        } else {
+            b.bar32(i, bar.size, bar.prefetchable)?
+        };
+    }
+    let bir = u8::try_from(msix.bar).map_err(|_| EINVAL)?;
+    b = b
+        .power_management()?
+        .pcie_endpoint()?
+        .msix(&config::MsixLayout {
+            vectors: msix.vectors,
+            table_bar: bir,
+            table_offset: u32::try_from(msix.table)?,
+            pba_bar: bir,
+            pba_offset: u32::try_from(msix.pba)?,
+        })?
+        .siov_dvsec(&config::SiovDvsec::PAGES_4K)?;
+    for (vendor, id, revision, body) in dvsecs.iter() {
+        b = b.add_dvsec(*vendor, *id, *revision, body)?;
+    }
+    b.build()
 }
 
 impl Default for Bar {

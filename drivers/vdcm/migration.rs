@@ -368,30 +368,35 @@ mod tests {
             prefetchable: false,
             ranges: KVec::new(),
         };
+        let ids = config::DeviceIds {
+            vendor: 0xfffe,
+            device: 0x51a0,
+            revision: 1,
+            class: 0xff0000,
+            subsystem_vendor: 0xfffe,
+            subsystem: 0x51a0,
+        };
+        let bars = [bar(0x4000), bar(0), bar(0x1000), bar(0), bar(0), bar(0)];
+        let msix = Msix {
+            vectors: 2,
+            bar: 0,
+            table: 0x2000,
+            pba: 0x3000,
+        };
+        let config = crate::layout::lay_out_config(&ids, &bars, &msix, &[])?;
         Ok(AdiType {
             name: CString::try_from_fmt(fmt!("1q"))?,
             description: CString::try_from_fmt(fmt!("test"))?,
-            ids: config::DeviceIds {
-                vendor: 0xfffe,
-                device: 0x51a0,
-                revision: 1,
-                class: 0xff0000,
-                subsystem_vendor: 0xfffe,
-                subsystem: 0x51a0,
-            },
-            bars: [bar(0x4000), bar(0), bar(0x1000), bar(0), bar(0), bar(0)],
-            msix: Msix {
-                vectors: 2,
-                bar: 0,
-                table: 0x2000,
-                pba: 0x3000,
-            },
+            ids,
+            bars,
+            msix,
             dvsecs: KVec::new(),
             max_threshold: 0,
             pool: 0,
             units: 1,
             pins: 1,
             state_size: 64,
+            config,
         })
     }
 

@@ -3,6 +3,7 @@
 //! Laying out a configuration space: header, BARs, capabilities.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 use super::caps::*;
 use super::space::*;
@@ -21,7 +22,7 @@ use super::space::*;
 ///   pointer); `ext_link`, when set, is the offset of the last extended
 ///   capability's header.
 pub struct ConfigBuilder {
-    space: ConfigSpace,
+    space: ConfigTemplate,
     next_cap: usize,
     cap_link: usize,
     next_ext: usize,
@@ -42,7 +43,7 @@ impl ConfigBuilder {
         if ids.class > 0xff_ffff {
             return Err(EINVAL);
         }
-        let mut space = ConfigSpace::new()?;
+        let mut space = ConfigTemplate::new()?;
         space.init(VENDOR_ID, 2, ids.vendor.into(), 0, 0)?;
         space.init(DEVICE_ID, 2, ids.device.into(), 0, 0)?;
         space.init(COMMAND, 2, 0, COMMAND_WMASK.into(), 0)?;
@@ -296,11 +297,16 @@ impl ConfigBuilder {
 
     /// Whether `len` bytes at `offset` lie inside memory BAR `bar`.
     fn in_bar(&self, bar: u8, offset: u32, len: u64) -> bool {
-        let size = self.space.bar_size(bar.into());
+        let size = match self.space.bars.get(usize::from(bar)) {
+            Some(BarSlot::Mem32 { size } | BarSlot::Mem64 { size }) => *size,
+            _ => 0,
+        };
         size != 0 && u64::from(offset) + len <= size
     }
 
-    /// Finishes the layout; the values laid out become the reset values.
+    /// Finishes the layout (the values laid out are the reset values) and
+    /// returns a space of it in its reset state; [`ConfigSpace::fresh`]
+    /// makes more that share the layout.
     ///
     /// Returns `EINVAL` if the MSI-X table or PBA does not lie inside a
     /// declared memory BAR, or if they overlap.
@@ -318,9 +324,7 @@ impl ConfigBuilder {
                 return Err(EINVAL);
             }
         }
-        for b in self.space.regs.iter_mut() {
-            b.default = b.value;
-        }
-        Ok(self.space)
+        self.space.freeze()?;
+        ConfigSpace::new(Arc::new(self.space, GFP_KERNEL)?)
     }
 }

@@ -3,6 +3,7 @@
 //! The configuration space of one function and its access rules.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 use super::caps::*;
 
@@ -43,11 +44,9 @@ pub enum ConfigEvent {
     },
 }
 
-/// The access rules and contents of one byte of configuration space.
+/// The access rules of one byte of configuration space.
 #[derive(Clone, Copy, Default)]
 pub(super) struct ConfigByte {
-    /// Current value.
-    pub(super) value: u8,
     /// Value after reset.
     pub(super) default: u8,
     /// Bits the guest can write.
@@ -95,29 +94,43 @@ pub(super) fn touches(offset: usize, len: usize, byte: usize) -> bool {
     (offset..offset + len).contains(&byte)
 }
 
-/// The configuration space of one emulated PCI Express function.
+/// `ConfigTemplate::slots` of a byte that never changes.
+const FIXED: u16 = u16::MAX;
+
+/// The layout of a function's configuration space that every ADI of a
+/// type shares: each byte's reset value and write masks, the BARs and
+/// capabilities, and where each byte that can change keeps its value in
+/// a [`ConfigSpace`].
 ///
 /// # Invariants
 ///
-/// - `regs.len() == CONFIG_SPACE_SIZE`.
+/// - `regs.len() == CONFIG_SPACE_SIZE`; once frozen, `slots.len()` too.
+/// - Once frozen, the bytes with a write or write-1-to-clear mask (the
+///   only ones a guest write changes) are numbered `0..mutable` in offset
+///   order in `slots`, the others are [`FIXED`].
 /// - `bars` describes the masks of the BAR registers: a `Mem64` slot is
 ///   followed by an `Upper` slot and `Upper` slots follow `Mem64` slots only.
 /// - `pm`, `exp` and `msix`, when set, are the offsets of complete
 ///   capabilities of that kind, dword aligned, below `0x100`.
-pub struct ConfigSpace {
+pub struct ConfigTemplate {
     pub(super) regs: KVec<ConfigByte>,
+    slots: KVec<u16>,
+    mutable: usize,
     pub(super) bars: [BarSlot; BAR_COUNT],
     pub(super) pm: Option<usize>,
     pub(super) exp: Option<usize>,
     pub(super) msix: Option<usize>,
 }
 
-impl ConfigSpace {
-    /// An empty space: every byte reads as zero and is read-only.
+impl ConfigTemplate {
+    /// An empty layout: every byte reads as zero and is read-only.
     pub(super) fn new() -> Result<Self> {
-        // INVARIANT: `CONFIG_SPACE_SIZE` bytes, no BARs, no capabilities.
-        Ok(ConfigSpace {
+        // INVARIANT: `CONFIG_SPACE_SIZE` bytes, no BARs, no capabilities,
+        // not frozen.
+        Ok(ConfigTemplate {
             regs: KVec::from_elem(ConfigByte::default(), CONFIG_SPACE_SIZE, GFP_KERNEL)?,
+            slots: KVec::new(),
+            mutable: 0,
             bars: [BarSlot::Unused; BAR_COUNT],
             pm: None,
             exp: None,
@@ -125,26 +138,20 @@ impl ConfigSpace {
         })
     }
 
-    /// Little-endian value of `len` (at most 4) bytes at `offset`; bytes
-    /// outside the space read as zero.
+    /// Little-endian reset value of `len` (at most 4) bytes at `offset`;
+    /// bytes outside the space read as zero.
     pub(super) fn get(&self, offset: usize, len: usize) -> u32 {
         (0..len.min(4)).fold(0, |acc, i| {
             let byte = offset
                 .checked_add(i)
                 .and_then(|at| self.regs.get(at))
-                .map_or(0, |b| b.value);
+                .map_or(0, |b| b.default);
             acc | (u32::from(byte) << (8 * i))
         })
     }
 
-    /// The 16-bit register at `offset`.
-    pub(super) fn get16(&self, offset: usize) -> u16 {
-        // `get` of 2 bytes fits in 16 bits.
-        self.get(offset, 2) as u16
-    }
-
-    /// Declares `len` bytes at `offset`: value (also the reset value), write
-    /// mask and write-1-to-clear mask, little-endian.
+    /// Declares `len` bytes at `offset`: reset value, write mask and
+    /// write-1-to-clear mask, little-endian.
     pub(super) fn init(
         &mut self,
         offset: usize,
@@ -158,13 +165,124 @@ impl ConfigSpace {
             let b = self.regs.get_mut(at).ok_or(EINVAL)?;
             let shift = 8 * i;
             *b = ConfigByte {
-                value: (value >> shift) as u8,
                 default: (value >> shift) as u8,
                 wmask: (wmask >> shift) as u8,
                 w1c: (w1c >> shift) as u8,
             };
         }
         Ok(())
+    }
+
+    /// Numbers the bytes that can change; the layout is final after this.
+    pub(super) fn freeze(&mut self) -> Result {
+        let mut slots = KVec::with_capacity(self.regs.len(), GFP_KERNEL)?;
+        let mut mutable = 0u16;
+        for b in self.regs.iter() {
+            if b.wmask | b.w1c == 0 {
+                slots.push(FIXED, GFP_KERNEL)?;
+            } else {
+                slots.push(mutable, GFP_KERNEL)?;
+                mutable += 1;
+            }
+        }
+        // INVARIANT: every byte with a mask numbered in offset order (at
+        // most 4096 of them, below `FIXED`).
+        self.slots = slots;
+        self.mutable = usize::from(mutable);
+        Ok(())
+    }
+
+    /// The reset values of the bytes that can change, in slot order.
+    fn mutable_defaults(&self) -> impl Iterator<Item = u8> + '_ {
+        self.regs
+            .iter()
+            .zip(self.slots.iter())
+            .filter(|(_, &s)| s != FIXED)
+            .map(|(b, _)| b.default)
+    }
+
+    /// The heap bytes of the layout (shared by the ADIs of a type).
+    pub fn heap_bytes(&self) -> usize {
+        use crate::vdcm_kernel::footprint::of_vec;
+        of_vec(&self.regs) + of_vec(&self.slots)
+    }
+}
+
+/// The configuration space of one emulated PCI Express function: its
+/// type's [`ConfigTemplate`] and the current value of each byte that can
+/// change (a few dozen: the rest read as their reset value).
+///
+/// # Invariants
+///
+/// - `t` is frozen, and `values.len() == t.mutable`.
+pub struct ConfigSpace {
+    t: Arc<ConfigTemplate>,
+    values: KVec<u8>,
+}
+
+impl ConfigSpace {
+    /// A space of layout `t` (frozen) in its reset state.
+    pub fn new(t: Arc<ConfigTemplate>) -> Result<Self> {
+        if t.slots.len() != t.regs.len() {
+            return Err(EINVAL);
+        }
+        let mut values = KVec::with_capacity(t.mutable, GFP_KERNEL)?;
+        for v in t.mutable_defaults() {
+            values.push(v, GFP_KERNEL)?;
+        }
+        // INVARIANT: one value per numbered byte.
+        Ok(ConfigSpace { t, values })
+    }
+
+    /// Another space of the same layout, in its reset state.
+    pub fn fresh(&self) -> Result<Self> {
+        Self::new(self.t.clone())
+    }
+
+    /// The layout.
+    pub fn template(&self) -> &Arc<ConfigTemplate> {
+        &self.t
+    }
+
+    /// The heap bytes of this space's own values (not of the shared
+    /// layout).
+    pub fn heap_bytes(&self) -> usize {
+        crate::vdcm_kernel::footprint::of_vec(&self.values)
+    }
+
+    /// The value of the byte at `at`, if it is in the space.
+    fn byte(&self, at: usize) -> Option<u8> {
+        let b = self.t.regs.get(at)?;
+        match self.t.slots.get(at) {
+            Some(&s) if s != FIXED => self.values.get(usize::from(s)).copied(),
+            _ => Some(b.default),
+        }
+    }
+
+    /// The rules of the byte at `at` and where its value is, if it can
+    /// change.
+    fn byte_mut(&mut self, at: usize) -> Option<(ConfigByte, &mut u8)> {
+        let b = *self.t.regs.get(at)?;
+        let s = *self.t.slots.get(at).filter(|&&s| s != FIXED)?;
+        Some((b, self.values.get_mut(usize::from(s))?))
+    }
+
+    /// Little-endian value of `len` (at most 4) bytes at `offset`; bytes
+    /// outside the space read as zero.
+    pub(super) fn get(&self, offset: usize, len: usize) -> u32 {
+        (0..len.min(4)).fold(0, |acc, i| {
+            let byte = offset
+                .checked_add(i)
+                .and_then(|at| self.byte(at))
+                .unwrap_or(0);
+            acc | (u32::from(byte) << (8 * i))
+        })
+    }
+
+    /// The 16-bit register at `offset`.
+    pub(super) fn get16(&self, offset: usize) -> u16 {
+        // `get` of 2 bytes fits in 16 bits.
+        self.get(offset, 2) as u16
     }
 
     /// Reads `len` (1, 2 or 4) bytes at `offset`, as the guest sees them.
@@ -187,32 +305,32 @@ impl ConfigSpace {
         let old_command = self.command();
         let old_msix = self.msix_control();
         let old_power = self.power_state();
-        let old_pmcsr = self.pm.map(|pm| self.get16(pm + PM_CTRL));
+        let old_pmcsr = self.t.pm.map(|pm| self.get16(pm + PM_CTRL));
 
         for i in 0..len {
-            let Some(b) = self.regs.get_mut(offset + i) else {
+            let Some((b, cur)) = self.byte_mut(offset + i) else {
+                // Read-only: the write does not change it.
                 continue;
             };
             let v = (value >> (8 * i)) as u8;
-            b.value = (b.value & !b.wmask) | (v & b.wmask);
-            b.value &= !(v & b.w1c);
+            *cur = (*cur & !b.wmask) | (v & b.wmask);
+            *cur &= !(v & b.w1c);
         }
 
         // D1 and D2 are not supported: a write asking for them completes but
         // leaves the power state as it was.
-        if let (Some(pm), Some(old)) = (self.pm, old_pmcsr) {
+        if let (Some(pm), Some(old)) = (self.t.pm, old_pmcsr) {
             let ctrl = pm + PM_CTRL;
             if touches(offset, len, ctrl) && matches!(self.get16(ctrl) & PM_CTRL_STATE, 1 | 2) {
-                if let Some(b) = self.regs.get_mut(ctrl) {
-                    b.value =
-                        (b.value & !(PM_CTRL_STATE as u8)) | (old as u8 & PM_CTRL_STATE as u8);
+                if let Some((_, cur)) = self.byte_mut(ctrl) {
+                    *cur = (*cur & !(PM_CTRL_STATE as u8)) | (old as u8 & PM_CTRL_STATE as u8);
                 }
             }
         }
 
         // Initiate FLR is not stored (it has no bit in the write mask), so it
         // reads as 0; it is seen in the written value.
-        if let Some(exp) = self.exp {
+        if let Some(exp) = self.t.exp {
             let flr_byte = exp + EXP_DEVCTL + 1;
             if touches(offset, len, flr_byte) {
                 let written = (value >> (8 * (flr_byte - offset))) as u8;
@@ -247,13 +365,20 @@ impl ConfigSpace {
     /// Sets `bits` in the `len` bytes at `offset`, as the device does when
     /// it reports a status (error bits the guest then clears by writing 1).
     ///
-    /// Ignores the guest's write masks. Returns `EINVAL` for an access
-    /// [`ConfigSpace::read`] would refuse.
+    /// Ignores the guest's write masks, but only bytes the guest can write
+    /// or clear can change. Returns `EINVAL` for an access
+    /// [`ConfigSpace::read`] would refuse, or bits to set in a byte that
+    /// cannot change; nothing is set then.
     pub fn set_bits(&mut self, offset: u64, len: usize, bits: u32) -> Result {
         let offset = check_access(offset, len)?;
         for i in 0..len {
-            if let Some(b) = self.regs.get_mut(offset + i) {
-                b.value |= (bits >> (8 * i)) as u8;
+            if (bits >> (8 * i)) as u8 != 0 && self.byte_mut(offset + i).is_none() {
+                return Err(EINVAL);
+            }
+        }
+        for i in 0..len {
+            if let Some((_, cur)) = self.byte_mut(offset + i) {
+                *cur |= (bits >> (8 * i)) as u8;
             }
         }
         Ok(())
@@ -262,11 +387,11 @@ impl ConfigSpace {
     /// Copies the space as the guest sees it into `out`
     /// ([`CONFIG_SPACE_SIZE`] bytes), for a migration.
     pub fn save_image(&self, out: &mut [u8]) -> Result {
-        if out.len() != self.regs.len() {
+        if out.len() != self.t.regs.len() {
             return Err(EINVAL);
         }
-        for (o, b) in out.iter_mut().zip(self.regs.iter()) {
-            *o = b.value;
+        for (at, o) in out.iter_mut().enumerate() {
+            *o = self.byte(at).unwrap_or(0);
         }
         Ok(())
     }
@@ -277,15 +402,15 @@ impl ConfigSpace {
     /// the function supports. Returns the offset of the first byte that
     /// differs, as `Err(Some(offset))`; `Err(None)` for a wrong length.
     pub fn check_image(&self, image: &[u8]) -> core::result::Result<(), Option<usize>> {
-        if image.len() != self.regs.len() {
+        if image.len() != self.t.regs.len() {
             return Err(None);
         }
-        for (at, (&v, b)) in image.iter().zip(self.regs.iter()).enumerate() {
+        for (at, (&v, b)) in image.iter().zip(self.t.regs.iter()).enumerate() {
             if (v ^ b.default) & !(b.wmask | b.w1c) != 0 {
                 return Err(Some(at));
             }
         }
-        if let Some(pm) = self.pm {
+        if let Some(pm) = self.t.pm {
             let ctrl = pm + PM_CTRL;
             if image
                 .get(ctrl)
@@ -301,8 +426,11 @@ impl ConfigSpace {
     /// accepted.
     pub fn load_image(&mut self, image: &[u8]) -> Result {
         self.check_image(image).map_err(|_| EINVAL)?;
-        for (b, &v) in self.regs.iter_mut().zip(image.iter()) {
-            b.value = v;
+        // The bytes that cannot change equal their reset value (checked).
+        for (at, &v) in image.iter().enumerate() {
+            if let Some((_, cur)) = self.byte_mut(at) {
+                *cur = v;
+            }
         }
         Ok(())
     }
@@ -310,8 +438,8 @@ impl ConfigSpace {
     /// Returns every register to its power-on value (for a function-level
     /// reset or `VFIO_DEVICE_RESET`).
     pub fn reset(&mut self) {
-        for b in self.regs.iter_mut() {
-            b.value = b.default;
+        for (cur, v) in self.values.iter_mut().zip(self.t.mutable_defaults()) {
+            *cur = v;
         }
     }
 
@@ -337,7 +465,7 @@ impl ConfigSpace {
     /// `n >= 6`.
     pub fn bar_address(&self, n: usize) -> u64 {
         // `n` < 6 in both arms: `reg` cannot overflow.
-        match self.bars.get(n) {
+        match self.t.bars.get(n) {
             Some(BarSlot::Mem32 { .. }) => u64::from(self.get(BAR0 + 4 * n, 4) & !BAR_FLAGS),
             Some(BarSlot::Mem64 { .. }) => {
                 let reg = BAR0 + 4 * n;
@@ -350,7 +478,7 @@ impl ConfigSpace {
     /// Size in bytes of BAR `n`; 0 where [`ConfigSpace::bar_address`] is 0
     /// by definition.
     pub fn bar_size(&self, n: usize) -> u64 {
-        match self.bars.get(n) {
+        match self.t.bars.get(n) {
             Some(BarSlot::Mem32 { size } | BarSlot::Mem64 { size }) => *size,
             _ => 0,
         }
@@ -358,7 +486,7 @@ impl ConfigSpace {
 
     /// The MSI-X Message Control state, if the function has MSI-X.
     pub fn msix_control(&self) -> Option<MsixControl> {
-        self.msix.map(|msix| {
+        self.t.msix.map(|msix| {
             let flags = self.get16(msix + MSIX_FLAGS);
             MsixControl {
                 enabled: flags & MSIX_FLAGS_ENABLE != 0,
@@ -380,7 +508,7 @@ impl ConfigSpace {
     /// The power state the guest set; [`PowerState::D0`] without a PM
     /// capability.
     pub fn power_state(&self) -> PowerState {
-        match self.pm.map(|pm| self.get16(pm + PM_CTRL) & PM_CTRL_STATE) {
+        match self.t.pm.map(|pm| self.get16(pm + PM_CTRL) & PM_CTRL_STATE) {
             Some(3) => PowerState::D3Hot,
             _ => PowerState::D0,
         }

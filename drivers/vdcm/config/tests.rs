@@ -49,6 +49,31 @@ mod cases {
     }
 
     #[test]
+    fn spaces_of_one_layout_share_it_and_nothing_else() -> Result {
+        let a = full()?;
+        let mut b = a.fresh()?;
+        assert!(kernel::sync::Arc::ptr_eq(a.template(), b.template()));
+        // Only the bytes that can change are the space's own: a few dozen,
+        // not a copy of the 4 KiB.
+        assert!(b.heap_bytes() > 0 && b.heap_bytes() <= 128);
+        assert!(a.template().heap_bytes() >= CONFIG_SPACE_SIZE);
+        // A write to one space leaves the other as it was.
+        b.write(0x04, 2, u32::from(COMMAND_MEMORY))?;
+        b.write(0x10, 4, 0xfee0_0000)?;
+        assert_eq!(b.command(), COMMAND_MEMORY);
+        assert_eq!(a.command(), 0);
+        assert_eq!(a.read(0x10, 4)?, BAR_MEM_64);
+        // The device cannot set bits in a byte no guest can change.
+        assert_eq!(b.set_bits(0x00, 1, 1), Err(EINVAL));
+        assert_eq!(b.read(0x00, 2)?, 0x1af4);
+        // A reset gives back the reset values of the changed bytes.
+        b.reset();
+        assert_eq!(b.command(), 0);
+        assert_eq!(b.read(0x10, 4)?, BAR_MEM_64);
+        Ok(())
+    }
+
+    #[test]
     fn ids_and_class_read_back() -> Result {
         let c = full()?;
         assert_eq!(c.read(0x00, 2)?, 0x1af4);

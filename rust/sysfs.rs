@@ -265,6 +265,15 @@ impl<T: GroupData> DeviceGroup<T> {
         })
     }
 
+    /// The heap bytes the group holds: its attribute group, attributes,
+    /// attribute pointers and data (not the sysfs nodes: the kernel's).
+    pub fn heap_bytes(&self) -> usize {
+        core::mem::size_of::<bindings::attribute_group>()
+            + super::footprint::of_vec(&self._attrs)
+            + super::footprint::of_vec(&self._attr_ptrs)
+            + core::mem::size_of::<T>()
+    }
+
     /// # Safety
     ///
     /// `attr` must be an attribute of a live `DeviceGroup<T>`.

@@ -57,6 +57,14 @@ pub struct DirtyLog {
 }
 
 impl DirtyLog {
+    /// The heap bytes of the tracked ranges and their bitmaps (none unless
+    /// a migration logs).
+    pub fn heap_bytes(&self) -> usize {
+        use crate::vdcm_kernel::footprint::of_vec;
+        let ranges = self.ranges.lock();
+        of_vec(&ranges) + ranges.iter().map(|t| of_vec(&t.bits)).sum::<usize>()
+    }
+
     /// A log that is not running.
     pub fn new() -> impl PinInit<Self> {
         pin_init!(DirtyLog {

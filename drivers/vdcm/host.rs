@@ -80,16 +80,20 @@ pub enum Stat {
     TrapsConfig,
     /// Accesses to BAR `n` through the device file.
     TrapsBar(usize),
+    /// Bytes the VDCM's own objects of the ADI hold (see
+    /// [`AdiData::own_bytes`]).
+    OwnBytes,
     /// The PF's counter `n`.
     Pf(usize),
 }
 
 /// Names of the core's counters, in [`Stat`] order; BAR traps follow.
-const CORE_STATS: [(&CStr, Stat); 4] = [
+const CORE_STATS: [(&CStr, Stat); 5] = [
     (c"interrupts", Stat::Interrupts),
     (c"resets", Stat::Resets),
     (c"pasid", Stat::Pasid),
     (c"traps_config", Stat::TrapsConfig),
+    (c"vdcm_bytes", Stat::OwnBytes),
 ];
 
 const TRAPS_BAR: [&CStr; 6] = [
@@ -124,6 +128,19 @@ pub struct PfLink {
 pub struct AdiData {
     qos: Option<DeviceGroup<AdiQosFiles>>,
     reg: KBox<vfio::Registration<Adi>>,
+}
+
+impl AdiData {
+    /// What the VDCM allocated for the ADI itself: this object, the box of
+    /// its VFIO registration, its `qos/` group's storage and the ADI's own
+    /// ([`Adi::own_bytes`]). The kernel's objects (the mdev and VFIO
+    /// devices, sysfs nodes, the iommufd access) are not counted.
+    pub fn own_bytes(&self) -> usize {
+        core::mem::size_of::<AdiData>()
+            + core::mem::size_of::<vfio::Registration<Adi>>()
+            + self.qos.as_ref().map_or(0, |g| g.heap_bytes())
+            + self.reg.device().own_bytes()
+    }
 }
 
 impl PfLink {
@@ -249,6 +266,7 @@ impl mdev::Driver for Vdcm {
             Some(Stat::Pasid) => adi.pasid().into(),
             Some(Stat::TrapsConfig) => adi.traps().config.load(Relaxed),
             Some(Stat::TrapsBar(n)) => adi.traps().bars.get(*n).map_or(0, |c| c.load(Relaxed)),
+            Some(Stat::OwnBytes) => data.own_bytes() as u64,
             Some(Stat::Pf(n)) => {
                 let mut values = [0u64; crate::vdcm_kernel::pf_host::limits::COUNTERS];
                 adi.pf_counters(&mut values);

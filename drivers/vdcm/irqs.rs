@@ -53,6 +53,12 @@ pub struct Irqs {
 }
 
 impl Irqs {
+    /// The heap bytes of the vectors and the MSI-X table.
+    pub fn heap_bytes(&self) -> usize {
+        use crate::vdcm_kernel::footprint::of_vec;
+        of_vec(&self.vectors) + of_vec(&self.table)
+    }
+
     /// The state of an ADI with `vectors` MSI-X vectors, as after reset.
     pub fn new(vectors: u16) -> Result<Self> {
         let n = usize::from(vectors);

@@ -40,6 +40,11 @@ pub struct AdiTenant {
 }
 
 impl AdiTenant {
+    /// The heap bytes of the pin slots.
+    pub fn heap_bytes(&self) -> usize {
+        crate::vdcm_kernel::footprint::of_vec(&self.pins.lock())
+    }
+
     /// A tenant with `slots` pin slots, reaching no device yet.
     pub fn new(slots: u32) -> Result<impl PinInit<Self, Error>> {
         let mut pins = KVec::with_capacity(slots as usize, GFP_KERNEL)?;

@@ -280,6 +280,21 @@ impl Adi {
         &self.link
     }
 
+    /// The bytes the VDCM holds for the ADI in this object: the ADI itself
+    /// (inside its VFIO device's allocation), its tenant and what both
+    /// own on the heap. The VFIO device's own part and the other kernel
+    /// objects are not counted; a migration's streams are not either
+    /// (an idle ADI has none, and reading them would take `ctl`).
+    pub fn own_bytes(&self) -> usize {
+        use crate::vdcm_kernel::footprint::of_arc;
+        core::mem::size_of::<Adi>()
+            + self.config.lock().heap_bytes()
+            + self.irqs.lock().heap_bytes()
+            + self.dirty.heap_bytes()
+            + of_arc::<Tenant<AdiTenant>>()
+            + self.tenant.ops().heap_bytes()
+    }
+
     /// The ADI's DMA dirty log.
     pub fn dirty(&self) -> &DirtyLog {
         &self.dirty

@@ -191,7 +191,14 @@ const fn with_threshold(mut t: AdiType, max: u32) -> AdiType {
 const SHARED: u32 = 2;
 
 /// The PF's per-ADI counters, in [`PfDriver::counters`] order.
-pub const COUNTERS: &[&CStr] = &[c"descriptors", c"bytes", c"faults", c"invalid", c"retries"];
+pub const COUNTERS: &[&CStr] = &[
+    c"descriptors",
+    c"bytes",
+    c"faults",
+    c"invalid",
+    c"retries",
+    c"pf_bytes",
+];
 
 /// What backs an ADI's queues.
 enum Backing {
@@ -224,6 +231,19 @@ impl Backing {
 }
 
 impl SimAdi {
+    /// What the PF allocated for the ADI: this state, its register file's
+    /// queue table and its list of queue pairs. The entries of the queue
+    /// pair and portal tables it uses are not counted: they are the PF's,
+    /// allocated at load for every queue pair and portal whether an ADI
+    /// uses them or not.
+    fn own_bytes(&self) -> usize {
+        let backing = match &self.backing {
+            Backing::Dedicated(qps) => crate::vdcm_kernel::footprint::of_vec(qps),
+            Backing::Shared(_) => 0,
+        };
+        core::mem::size_of::<SimAdi>() + self.regs.lock().heap_bytes() + backing
+    }
+
     fn num_queues(&self) -> u16 {
         match &self.backing {
             Backing::Dedicated(qps) => qps.len() as u16,
@@ -593,11 +613,14 @@ impl PfDriver for SimPf {
 
     fn counters(&self, adi: &SimAdi, values: &mut [u64]) {
         let s = self.queue_stats(adi);
-        for (v, c) in
-            values
-                .iter_mut()
-                .zip([s.descriptors, s.bytes, s.faults, s.invalid, s.retries])
-        {
+        for (v, c) in values.iter_mut().zip([
+            s.descriptors,
+            s.bytes,
+            s.faults,
+            s.invalid,
+            s.retries,
+            adi.own_bytes() as u64,
+        ]) {
             *v = c;
         }
     }

@@ -344,6 +344,11 @@ pub struct Bar0 {
 }
 
 impl Bar0 {
+    /// The heap bytes of the per-queue registers.
+    pub fn heap_bytes(&self) -> usize {
+        crate::vdcm_kernel::footprint::of_vec(&self.queues)
+    }
+
     /// The register file of an ADI with `queues` queue pairs and `vectors`
     /// MSI-X vectors, in its reset state.
     pub fn new(queues: u16, vectors: u16) -> Result<Self> {

@@ -771,6 +771,8 @@ fn sysfs_garbage(adi: &Adi, b: &mut BadInputs) -> Outcome {
         "traps_bar2",
         "resets",
         "pasid",
+        "vdcm_bytes",
+        "pf_bytes",
     ] {
         b.expect(
             || format!("write to stats/{f}"),

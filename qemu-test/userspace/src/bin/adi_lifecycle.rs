@@ -15,6 +15,7 @@ use vdcm_selftests::mdev::Mdev;
 use vdcm_selftests::mdev::MdevType;
 use vdcm_selftests::sysfs;
 use vdcm_selftests::tap::ensure;
+use vdcm_selftests::tap::note;
 use vdcm_selftests::tap::Outcome;
 use vdcm_selftests::tap::Reporter;
 use vdcm_selftests::vfio;
@@ -412,6 +413,43 @@ fn exhaustion() -> Outcome {
     expect_available(PF_QPS, PF_QPS / 4)
 }
 
+/// `stats/vdcm_bytes` and `stats/pf_bytes`: what the VDCM and the PF
+/// allocated for an ADI themselves. Two ADIs of one type hold the same;
+/// a 4q ADI (5 vectors, 4 queues) holds more of both than a 1q one (2, 1).
+fn own_bytes() -> Outcome {
+    let (t1, t4) = types();
+    let mut made = Vec::new();
+    let result = (|| {
+        let mut bytes = Vec::new();
+        for (t, what) in [(&t1, "1q"), (&t1, "second 1q"), (&t4, "4q")] {
+            let m = t.create()?.map_err(|e| format!("{what} ADI: {e}"))?;
+            let stat = |f: &str| sysfs::read_u64(m.dir().join("stats").join(f));
+            bytes.push((what, stat("vdcm_bytes")?, stat("pf_bytes")?));
+            made.push(m);
+        }
+        let [(_, v1, p1), (_, v1b, p1b), (_, v4, p4)] = bytes[..] else {
+            return Err("three ADIs".into());
+        };
+        ensure(v1 > 0 && p1 > 0, || {
+            format!("1q ADI: vdcm_bytes {v1}, pf_bytes {p1}, want both above 0")
+        })?;
+        ensure(v1 == v1b && p1 == p1b, || {
+            format!("two 1q ADIs: vdcm_bytes {v1} and {v1b}, pf_bytes {p1} and {p1b}, want equal")
+        })?;
+        ensure(v4 > v1 && p4 > p1, || {
+            format!("4q ADI: vdcm_bytes {v4}, pf_bytes {p4}, want above the 1q's {v1}, {p1}")
+        })?;
+        note(format!(
+            "own bytes: 1q VDCM {v1} + PF {p1}, 4q VDCM {v4} + PF {p4}"
+        ));
+        Ok(())
+    })();
+    for m in &made {
+        m.remove()?;
+    }
+    result
+}
+
 fn main() {
     let mut t = Reporter::default();
     t.point("adi_types_listed", types_listed);
@@ -453,6 +491,7 @@ fn main() {
     }
     t.point("adi_doorbells_mmap", doorbells_mmap);
     t.point("adi_exhaust_queue_pairs", exhaustion);
+    t.point("adi_own_bytes", own_bytes);
     t.point("adi_remove_waits_for_user", remove_while_open);
     t.point(
         "adi_remove_revokes_uncooperative_user",

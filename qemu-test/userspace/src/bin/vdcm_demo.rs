@@ -76,6 +76,8 @@ fn show_stats(name: &str, t: &Tenant) -> Result<(), String> {
         "traps_config",
         "traps_bar2",
         "resets",
+        "vdcm_bytes",
+        "pf_bytes",
     ] {
         let v = t.stat(s)?;
         line.push_str(&format!(" {s}={v}"));

@@ -544,19 +544,39 @@ pub fn measure_one(f: &mut Feeder, dur: Duration) -> Res<f64> {
 pub fn drain(fs: &mut [Feeder], timeout: Duration) -> Res<()> {
     let start = Instant::now();
     loop {
-        let mut busy = 0;
-        for f in fs.iter_mut() {
+        let mut busy = Vec::new();
+        for (i, f) in fs.iter_mut().enumerate() {
             if !f.idle()? {
-                busy += 1;
+                busy.push(i);
             }
         }
-        if busy == 0 {
+        if busy.is_empty() {
             return Ok(());
         }
         if start.elapsed() > timeout {
+            // What the stuck ones looked like, to tell a stopped queue
+            // (faults, invalid, STATUS) from one the engine left alone.
+            let why: Vec<String> = busy
+                .iter()
+                .map(|&i| {
+                    let f = &fs[i];
+                    let stat = |k: &str| f.t.stat(k).map_or_else(|e| e, |v| v.to_string());
+                    format!(
+                        "#{i}: {} of {} run, descriptors {}, faults {}, invalid {}, {}",
+                        f.state.done,
+                        f.state.submitted,
+                        stat("descriptors"),
+                        stat("faults"),
+                        stat("invalid"),
+                        queue_status(&f.t.dev)
+                    )
+                })
+                .collect();
             return Err(format!(
-                "{busy} of {} saturated ADIs did not drain in {timeout:?}",
-                fs.len()
+                "{} of {} saturated ADIs did not drain in {timeout:?}: {}",
+                busy.len(),
+                fs.len(),
+                why.join("; ")
             ));
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -32,6 +32,10 @@ POSITIVE = [
 # Keys that must be numbers (a memory delta can be noise-negative; a trap
 # count is zero when all is well).
 NUMBER = ["bytes_per_idle_adi", "slab_bytes_per_idle_adi",
+          "adi_bytes_per_idle_dev", "mtty_bytes_per_idle_dev",
+          "adi_slab_bytes_per_idle_dev", "mtty_slab_bytes_per_idle_dev",
+          "vdcm_own_bytes_per_idle_adi", "vdcm_part_bytes_per_idle_adi",
+          "pf_part_bytes_per_idle_adi",
           "fastpath_traps_per_1m_desc", "fastpath_traps", "remove_all_adis_s"]
 # Keys that must exist but may be null: the SR-IOV baseline exists only
 # in `make bench`'s VM; the direct in-kernel client does not exist yet.
@@ -247,6 +251,10 @@ def table(d):
         ("  busy ADI", d["migration_busy_total_ms"], None, None, None),
         ("migration stream (B)", d["migration_stream_bytes"],
          d["mtty_migration_stream_bytes"], None, None),
+        ("memory per idle dev (B)", d["adi_bytes_per_idle_dev"],
+         d["mtty_bytes_per_idle_dev"], None, r.get("idle_bytes_adi_vs_mtty")),
+        ("  of it slab (B)", d["adi_slab_bytes_per_idle_dev"],
+         d["mtty_slab_bytes_per_idle_dev"], None, None),
     ]
     out = [f"{'side by side (medians)':<26} {'ADI':>12} {'mtty':>12} {'SR-IOV VF':>12} {'ADI/mtty':>9}"]
     for name, a, m, v, q in rows:
@@ -263,6 +271,9 @@ def table(d):
         ("  limit", "max_adis_limit", ""),
         ("bytes per idle ADI", "bytes_per_idle_adi", "B"),
         ("slab bytes per idle ADI", "slab_bytes_per_idle_adi", "B"),
+        ("own allocations per idle ADI", "vdcm_own_bytes_per_idle_adi", "B"),
+        ("  of them the VDCM's", "vdcm_part_bytes_per_idle_adi", "B"),
+        ("  of them the PF's", "pf_part_bytes_per_idle_adi", "B"),
         ("fast-path traps per 1M desc", "fastpath_traps_per_1m_desc", ""),
         ("descriptors run", "fastpath_descriptors", ""),
         ("descriptors/s (NOP)", "adi_desc_per_s", "/s"),

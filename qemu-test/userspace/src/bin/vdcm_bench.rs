@@ -101,6 +101,18 @@ struct Report {
     max_adis_limit: String,
     bytes_per_idle_adi: f64,
     slab_bytes_per_idle_adi: f64,
+    /// The same measurement for `idle_devices_compared` ADIs and as many
+    /// mtty devices, taking turns (median of the rounds).
+    idle_devices_compared: u64,
+    adi_bytes_per_idle_dev: f64,
+    mtty_bytes_per_idle_dev: f64,
+    adi_slab_bytes_per_idle_dev: f64,
+    mtty_slab_bytes_per_idle_dev: f64,
+    /// What the VDCM and the PF allocated for an idle ADI themselves
+    /// (`stats/vdcm_bytes` + `stats/pf_bytes`), and each part.
+    vdcm_own_bytes_per_idle_adi: f64,
+    vdcm_part_bytes_per_idle_adi: f64,
+    pf_part_bytes_per_idle_adi: f64,
     remove_all_adis_s: f64,
     create_latency_scaling: Vec<f64>,
     open_latency_scaling: Vec<f64>,
@@ -160,6 +172,7 @@ struct Ratios {
     dirty_log_on_vs_off: Option<f64>,
     migration_downtime_adi_vs_mtty: Option<f64>,
     migration_busy_downtime_adi_vs_mtty: Option<f64>,
+    idle_bytes_adi_vs_mtty: Option<f64>,
 }
 
 /// The median of `v` (the mean of the middle two for an even count); NaN
@@ -208,6 +221,8 @@ struct Params {
     /// The in-kernel client's run (vdcm_sim's `direct_bench`, logged at
     /// load): descriptors and their ns, MEMMOVE bytes and their ns.
     direct: Option<[f64; 4]>,
+    /// Rounds of the idle-memory comparison (each kind once a round).
+    idle_rounds: usize,
     /// The QoS phase's sizes and windows.
     qos: QosParams,
     /// `--only-qos STEPS`: run just these steps of the QoS phase (a comma
@@ -234,6 +249,7 @@ impl Params {
             max_adis: 4096,
             max_secs: 420.0,
             direct: None,
+            idle_rounds: 3,
             qos: QosParams::full(),
             only_qos: None,
         };
@@ -283,6 +299,7 @@ impl Params {
             p.migrations = 2;
             p.max_adis = 8;
             p.max_secs = 10.0;
+            p.idle_rounds = 1;
             p.qos = QosParams::quick();
         }
         if let Some(m) = max {
@@ -984,6 +1001,114 @@ fn meminfo() -> Res<(u64, u64)> {
             .ok_or(format!("/proc/meminfo has no {name}"))
     };
     Ok((field("MemAvailable:")?, field("Slab:")?))
+}
+
+/// What an open idle device costs, measured the same way for an ADI and
+/// an mtty device: `MemAvailable` and `Slab` before and after creating
+/// and opening `n` of one kind (all held open), per device; the two
+/// kinds take turns, `rounds` times each, and each figure is the median.
+struct IdleCost {
+    n: usize,
+    adi: Vec<f64>,
+    adi_slab: Vec<f64>,
+    mtty: Vec<f64>,
+    mtty_slab: Vec<f64>,
+    /// The ADIs' own `stats/vdcm_bytes` and `stats/pf_bytes`, averaged
+    /// (the same in every round: no median needed).
+    vdcm_own: f64,
+    pf_own: f64,
+}
+
+/// What `idle_cost_of` measured for `n` open devices of one type.
+struct Held {
+    /// `MemAvailable` drop and `Slab` growth, per device.
+    avail: f64,
+    slab: f64,
+    /// The mean of `stats/vdcm_bytes` and of `stats/pf_bytes` over the
+    /// devices (ADIs only).
+    own: Option<(f64, f64)>,
+}
+
+/// What `n` open devices of type `ty` cost, closed and removed after.
+fn idle_cost_of(ty: &MdevType, n: usize) -> Res<Held> {
+    let settle = || std::thread::sleep(Duration::from_millis(500));
+    settle();
+    let (avail0, slab0) = meminfo()?;
+    let mut held = Vec::with_capacity(n);
+    let made = (|| -> Res<()> {
+        for _ in 0..n {
+            held.push(create_open(ty)?.0);
+        }
+        Ok(())
+    })();
+    settle();
+    let after = meminfo();
+    let stat = |o: &Opened, f: &str| sysfs::read_u64(o.mdev.dir().join("stats").join(f));
+    let own = if held
+        .iter()
+        .all(|o| o.mdev.dir().join("stats/vdcm_bytes").exists())
+    {
+        let mut sum = (0u64, 0u64);
+        for o in &held {
+            sum = (sum.0 + stat(o, "vdcm_bytes")?, sum.1 + stat(o, "pf_bytes")?);
+        }
+        Some((sum.0 as f64 / n as f64, sum.1 as f64 / n as f64))
+    } else {
+        None
+    };
+    let mut first_err = made.err();
+    for o in held.drain(..).rev() {
+        if let Err(e) = o.close_remove() {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let (avail1, slab1) = after?;
+    let n = n as f64;
+    Ok(Held {
+        avail: (avail0 as f64 - avail1 as f64) / n,
+        slab: (slab1 as f64 - slab0 as f64) / n,
+        own,
+    })
+}
+
+/// The `idle_*` figures: as many mtty devices as mtty allows at once (its
+/// ports are few), and as many ADIs.
+fn idle_cost(rounds: usize) -> Res<IdleCost> {
+    let mtty = MdevType::new(MTTY_PARENT, MTTY_TYPE);
+    let adi = MdevType::new(PF, SCALE_TYPE);
+    let n = mtty.available()?.min(adi.available()?) as usize;
+    if n == 0 {
+        return Err("no mtty or ADI instance available".into());
+    }
+    let mut r = IdleCost {
+        n,
+        adi: vec![],
+        adi_slab: vec![],
+        mtty: vec![],
+        mtty_slab: vec![],
+        vdcm_own: f64::NAN,
+        pf_own: f64::NAN,
+    };
+    for k in 0..rounds {
+        // ADI first in even rounds, mtty first in odd ones.
+        for first in [k % 2 == 0, k % 2 == 1] {
+            if first {
+                let h = idle_cost_of(&adi, n)?;
+                r.adi.push(h.avail);
+                r.adi_slab.push(h.slab);
+                let (v, p) = h.own.ok_or("ADIs without stats/vdcm_bytes")?;
+                (r.vdcm_own, r.pf_own) = (v, p);
+            } else {
+                let h = idle_cost_of(&mtty, n)?;
+                r.mtty.push(h.avail);
+                r.mtty_slab.push(h.slab);
+            }
+        }
+    }
+    Ok(r)
 }
 
 struct Scale {
@@ -1856,6 +1981,19 @@ fn run(p: &Params) -> Res<Report> {
     eprintln!("[bench] scaling: up to {} ADIs open", p.max_adis);
     let sc = scaling(p)?;
     eprintln!(
+        "[bench] memory: idle ADIs beside as many idle mtty devices, x{}",
+        p.idle_rounds
+    );
+    let idle = idle_cost(p.idle_rounds)?;
+    eprintln!(
+        "[bench] memory: {} idle devices: ADI {:.0} B, mtty {:.0} B each (MemAvailable drop); ADI's own: VDCM {:.0} B + PF {:.0} B",
+        idle.n,
+        median(&idle.adi),
+        median(&idle.mtty),
+        idle.vdcm_own,
+        idle.pf_own
+    );
+    eprintln!(
         "[bench] qos: fairness of {:?} ADIs, weights, noisy neighbour, rate limit, overhead",
         p.qos.jain_ns
     );
@@ -1892,6 +2030,14 @@ fn run(p: &Params) -> Res<Report> {
         max_adis_limit: sc.limit,
         bytes_per_idle_adi: sc.avail_delta / n,
         slab_bytes_per_idle_adi: sc.slab_delta / n,
+        idle_devices_compared: idle.n as u64,
+        adi_bytes_per_idle_dev: m(&idle.adi),
+        mtty_bytes_per_idle_dev: m(&idle.mtty),
+        adi_slab_bytes_per_idle_dev: m(&idle.adi_slab),
+        mtty_slab_bytes_per_idle_dev: m(&idle.mtty_slab),
+        vdcm_own_bytes_per_idle_adi: idle.vdcm_own + idle.pf_own,
+        vdcm_part_bytes_per_idle_adi: idle.vdcm_own,
+        pf_part_bytes_per_idle_adi: idle.pf_own,
         remove_all_adis_s: sc.remove_secs,
         create_latency_scaling: sc.create,
         open_latency_scaling: sc.open,
@@ -1935,6 +2081,7 @@ fn run(p: &Params) -> Res<Report> {
         qos,
         ratios: Ratios {
             create_open_adi_vs_mtty: ratio(m(&lc.adi), m(&lc.mtty)),
+            idle_bytes_adi_vs_mtty: ratio(m(&idle.adi), m(&idle.mtty)),
             create_open_adi_vs_vf: ratio(m(&lc.adi), vf),
             config_read_adi_vs_mtty: ratio(m(&ac.adi_config_read), m(&ac.mtty_config_read)),
             region_rw_adi_vs_mtty: ratio(bar0_rw, mtty_rw),

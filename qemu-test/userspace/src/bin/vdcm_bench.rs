@@ -1029,43 +1029,63 @@ struct Held {
     own: Option<(f64, f64)>,
 }
 
-/// What `n` open devices of type `ty` cost, closed and removed after.
-fn idle_cost_of(ty: &MdevType, n: usize) -> Res<Held> {
-    let settle = || std::thread::sleep(Duration::from_millis(500));
-    settle();
-    let (avail0, slab0) = meminfo()?;
-    let mut held = Vec::with_capacity(n);
-    let made = (|| -> Res<()> {
-        for _ in 0..n {
-            held.push(create_open(ty)?.0);
+/// Gives every slab cache's empty slabs back to the page allocator
+/// (`/sys/kernel/slab/*/shrink`), so that what is allocated next takes
+/// fresh pages and shows in `MemAvailable`: after the scaling phase has
+/// freed thousands of ADIs, the caches hold enough free objects for a
+/// few dozen devices and the drop would be zero.
+fn shrink_slabs() -> Res<()> {
+    let dir =
+        std::fs::read_dir("/sys/kernel/slab").map_err(|e| format!("read /sys/kernel/slab: {e}"))?;
+    for e in dir.flatten() {
+        // Aliases are symlinks to the same cache; a cache that refuses
+        // (none should) just keeps its slabs.
+        let _ = std::fs::write(e.path().join("shrink"), "1");
+    }
+    Ok(())
+}
+
+/// `meminfo()` once memory has stopped moving: slabs shrunk, then again
+/// every 0.5 s until two readings of `MemAvailable` are within 32 KiB
+/// (work deferred by the last removals -- RCU callbacks, device releases
+/// -- frees memory for a while), at most 20 times.
+fn quiet_meminfo() -> Res<(u64, u64)> {
+    let mut last = meminfo()?;
+    for _ in 0..20 {
+        shrink_slabs()?;
+        std::thread::sleep(Duration::from_millis(500));
+        let now = meminfo()?;
+        if now.0.abs_diff(last.0) < 32 << 10 {
+            return Ok(now);
         }
-        Ok(())
-    })();
-    settle();
-    let after = meminfo();
+        last = now;
+    }
+    Ok(last)
+}
+
+/// Creates and opens `n` devices of type `ty` into `held`, and says what
+/// they cost (the memory readings around them).
+fn idle_cost_of(ty: &MdevType, n: usize, held: &mut Vec<Opened>) -> Res<Held> {
+    let (avail0, slab0) = quiet_meminfo()?;
+    let first = held.len();
+    for _ in 0..n {
+        held.push(create_open(ty)?.0);
+    }
+    let (avail1, slab1) = quiet_meminfo()?;
     let stat = |o: &Opened, f: &str| sysfs::read_u64(o.mdev.dir().join("stats").join(f));
-    let own = if held
+    let mine = &held[first..];
+    let own = if mine
         .iter()
         .all(|o| o.mdev.dir().join("stats/vdcm_bytes").exists())
     {
         let mut sum = (0u64, 0u64);
-        for o in &held {
+        for o in mine {
             sum = (sum.0 + stat(o, "vdcm_bytes")?, sum.1 + stat(o, "pf_bytes")?);
         }
         Some((sum.0 as f64 / n as f64, sum.1 as f64 / n as f64))
     } else {
         None
     };
-    let mut first_err = made.err();
-    for o in held.drain(..).rev() {
-        if let Err(e) = o.close_remove() {
-            first_err.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    let (avail1, slab1) = after?;
     let n = n as f64;
     Ok(Held {
         avail: (avail0 as f64 - avail1 as f64) / n,
@@ -1093,19 +1113,34 @@ fn idle_cost(rounds: usize) -> Res<IdleCost> {
         pf_own: f64::NAN,
     };
     for k in 0..rounds {
-        // ADI first in even rounds, mtty first in odd ones.
-        for first in [k % 2 == 0, k % 2 == 1] {
-            if first {
-                let h = idle_cost_of(&adi, n)?;
-                r.adi.push(h.avail);
-                r.adi_slab.push(h.slab);
-                let (v, p) = h.own.ok_or("ADIs without stats/vdcm_bytes")?;
-                (r.vdcm_own, r.pf_own) = (v, p);
-            } else {
-                let h = idle_cost_of(&mtty, n)?;
-                r.mtty.push(h.avail);
-                r.mtty_slab.push(h.slab);
+        // ADI first in even rounds, mtty first in odd ones. Both kinds stay
+        // open until the round's end: the second cannot reuse what the
+        // first freed.
+        let mut held = Vec::with_capacity(2 * n);
+        let measured = (|| -> Res<()> {
+            for adi_now in [k % 2 == 0, k % 2 == 1] {
+                if adi_now {
+                    let h = idle_cost_of(&adi, n, &mut held)?;
+                    r.adi.push(h.avail);
+                    r.adi_slab.push(h.slab);
+                    let (v, p) = h.own.ok_or("ADIs without stats/vdcm_bytes")?;
+                    (r.vdcm_own, r.pf_own) = (v, p);
+                } else {
+                    let h = idle_cost_of(&mtty, n, &mut held)?;
+                    r.mtty.push(h.avail);
+                    r.mtty_slab.push(h.slab);
+                }
             }
+            Ok(())
+        })();
+        let mut first_err = measured.err();
+        for o in held.drain(..).rev() {
+            if let Err(e) = o.close_remove() {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
     }
     Ok(r)
@@ -1961,6 +1996,21 @@ fn run(p: &Params) -> Res<Report> {
         Sriov::describe,
     );
     eprintln!("[bench] SR-IOV baseline: {vf_note}");
+    // First: after thousands of ADIs come and go, freed memory keeps
+    // coming back for minutes and a few dozen devices do not show.
+    eprintln!(
+        "[bench] memory (first, before anything churns): idle ADIs beside as many idle mtty devices, x{}",
+        p.idle_rounds
+    );
+    let idle = idle_cost(p.idle_rounds)?;
+    eprintln!(
+        "[bench] memory: {} idle devices: ADI {:.0} B, mtty {:.0} B each (MemAvailable drop); ADI's own: VDCM {:.0} B + PF {:.0} B",
+        idle.n,
+        median(&idle.adi),
+        median(&idle.mtty),
+        idle.vdcm_own,
+        idle.pf_own
+    );
     eprintln!(
         "[bench] create/open x{} (ADI, mtty, VF interleaved)",
         p.iters
@@ -1980,19 +2030,6 @@ fn run(p: &Params) -> Res<Report> {
     let mg = migration(p)?;
     eprintln!("[bench] scaling: up to {} ADIs open", p.max_adis);
     let sc = scaling(p)?;
-    eprintln!(
-        "[bench] memory: idle ADIs beside as many idle mtty devices, x{}",
-        p.idle_rounds
-    );
-    let idle = idle_cost(p.idle_rounds)?;
-    eprintln!(
-        "[bench] memory: {} idle devices: ADI {:.0} B, mtty {:.0} B each (MemAvailable drop); ADI's own: VDCM {:.0} B + PF {:.0} B",
-        idle.n,
-        median(&idle.adi),
-        median(&idle.mtty),
-        idle.vdcm_own,
-        idle.pf_own
-    );
     eprintln!(
         "[bench] qos: fairness of {:?} ADIs, weights, noisy neighbour, rate limit, overhead",
         p.qos.jain_ns

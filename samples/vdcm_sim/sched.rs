@@ -64,9 +64,14 @@ impl Bucket {
     /// Adds what `rate` descriptors per second earn in `ns`, up to the
     /// burst.
     fn refill(&mut self, rate: u64, ns: i64) {
-        let rate = rate as i64;
-        let cap = (rate * BURST_MS * 1_000_000).max(NS_PER_S);
-        self.credit = self.credit.saturating_add(rate.saturating_mul(ns)).min(cap);
+        let earned = (rate as i64).saturating_mul(ns);
+        self.credit = self.credit.saturating_add(earned).min(Self::cap(rate));
+    }
+
+    /// The most a bucket of `rate` holds: [`BURST_MS`] of it, at least
+    /// one descriptor.
+    fn cap(rate: u64) -> i64 {
+        (rate as i64 * BURST_MS * 1_000_000).max(NS_PER_S)
     }
 
     fn has(&self) -> bool {
@@ -170,7 +175,7 @@ impl Sched {
         if !self.guaranteed() {
             return false;
         }
-        let holds = (self.qos.guaranteed_rate as i64 * BURST_MS / 1000).max(1);
+        let holds = Bucket::cap(self.qos.guaranteed_rate) / NS_PER_S;
         let want = i64::from(pending.min(chunk).max(1)).min(holds);
         self.committed.credit > (want - 1) * NS_PER_S
     }

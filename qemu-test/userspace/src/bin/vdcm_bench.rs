@@ -1019,16 +1019,6 @@ struct IdleCost {
     pf_own: f64,
 }
 
-/// What `idle_cost_of` measured for `n` open devices of one type.
-struct Held {
-    /// `MemAvailable` drop and `Slab` growth, per device.
-    avail: f64,
-    slab: f64,
-    /// The mean of `stats/vdcm_bytes` and of `stats/pf_bytes` over the
-    /// devices (ADIs only).
-    own: Option<(f64, f64)>,
-}
-
 /// Gives every slab cache's empty slabs back to the page allocator
 /// (`/sys/kernel/slab/*/shrink`), so that what is allocated next takes
 /// fresh pages and shows in `MemAvailable`: after the scaling phase has
@@ -1063,35 +1053,28 @@ fn quiet_meminfo() -> Res<(u64, u64)> {
     Ok(last)
 }
 
-/// Creates and opens `n` devices of type `ty` into `held`, and says what
-/// they cost (the memory readings around them).
-fn idle_cost_of(ty: &MdevType, n: usize, held: &mut Vec<Opened>) -> Res<Held> {
+/// Creates and opens `n` devices of type `ty` into `held`; returns the
+/// `MemAvailable` drop and the `Slab` growth around them, per device.
+fn idle_cost_of(ty: &MdevType, n: usize, held: &mut Vec<Opened>) -> Res<(f64, f64)> {
     let (avail0, slab0) = quiet_meminfo()?;
-    let first = held.len();
     for _ in 0..n {
         held.push(create_open(ty)?.0);
     }
     let (avail1, slab1) = quiet_meminfo()?;
-    let stat = |o: &Opened, f: &str| sysfs::read_u64(o.mdev.dir().join("stats").join(f));
-    let mine = &held[first..];
-    let own = if mine
-        .iter()
-        .all(|o| o.mdev.dir().join("stats/vdcm_bytes").exists())
-    {
-        let mut sum = (0u64, 0u64);
-        for o in mine {
-            sum = (sum.0 + stat(o, "vdcm_bytes")?, sum.1 + stat(o, "pf_bytes")?);
-        }
-        Some((sum.0 as f64 / n as f64, sum.1 as f64 / n as f64))
-    } else {
-        None
-    };
     let n = n as f64;
-    Ok(Held {
-        avail: (avail0 as f64 - avail1 as f64) / n,
-        slab: (slab1 as f64 - slab0 as f64) / n,
-        own,
-    })
+    Ok((
+        (avail0 as f64 - avail1 as f64) / n,
+        (slab1 as f64 - slab0 as f64) / n,
+    ))
+}
+
+/// The mean of `stats/NAME` over `devs`.
+fn mean_stat(devs: &[Opened], name: &str) -> Res<f64> {
+    let mut sum = 0u64;
+    for o in devs {
+        sum += sysfs::read_u64(o.mdev.dir().join("stats").join(name))?;
+    }
+    Ok(sum as f64 / devs.len().max(1) as f64)
 }
 
 /// The `idle_*` figures: as many mtty devices as mtty allows at once (its
@@ -1120,15 +1103,17 @@ fn idle_cost(rounds: usize) -> Res<IdleCost> {
         let measured = (|| -> Res<()> {
             for adi_now in [k % 2 == 0, k % 2 == 1] {
                 if adi_now {
-                    let h = idle_cost_of(&adi, n, &mut held)?;
-                    r.adi.push(h.avail);
-                    r.adi_slab.push(h.slab);
-                    let (v, p) = h.own.ok_or("ADIs without stats/vdcm_bytes")?;
-                    (r.vdcm_own, r.pf_own) = (v, p);
+                    let first = held.len();
+                    let (a, s) = idle_cost_of(&adi, n, &mut held)?;
+                    r.adi.push(a);
+                    r.adi_slab.push(s);
+                    let adis = &held[first..];
+                    (r.vdcm_own, r.pf_own) =
+                        (mean_stat(adis, "vdcm_bytes")?, mean_stat(adis, "pf_bytes")?);
                 } else {
-                    let h = idle_cost_of(&mtty, n, &mut held)?;
-                    r.mtty.push(h.avail);
-                    r.mtty_slab.push(h.slab);
+                    let (a, s) = idle_cost_of(&mtty, n, &mut held)?;
+                    r.mtty.push(a);
+                    r.mtty_slab.push(s);
                 }
             }
             Ok(())
@@ -1929,6 +1914,18 @@ fn qos_overhead(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
     result?.and(drained).and(restored)
 }
 
+type Measure = fn(&QosParams, &mut Created, &mut QosReport) -> Res<()>;
+
+/// The steps of the QoS phase, in order, by the names `--only-qos` takes.
+const QOS_STEPS: [(&str, Measure); 6] = [
+    ("jain_equal", qos_jain),
+    ("weighted", qos_weighted),
+    ("noisy", qos_noisy),
+    ("rate", qos_rate),
+    ("overhead", qos_overhead),
+    ("timeline", qos_timeline),
+];
+
 /// The QoS phase. Each measurement creates its ADIs, restores every knob
 /// it set and removes them (on error too: guards); a failed one leaves
 /// its figures null and its error in `qos_errors`, and the others run.
@@ -1936,23 +1933,14 @@ fn qos_overhead(p: &QosParams, c: &mut Created, r: &mut QosReport) -> Res<()> {
 /// Full run, about 80 s: the fairness pool of 64 1q and 64 shared ADIs
 /// (created and opened once), nine windows of 0.5 + 2.5 s and the rings
 /// draining after each; weights 1 + 5 s; 2 x 2000 latency samples; the
-/// rate limit 0.3 + 1 + 1 + 3 s; the overhead 6 x 3.5 s; the timeline 8 s. `--quick`, about
+/// rate limit 0.3 + 1 + 1 + 3 s; the overhead 120 x 0.12 s; the timeline 8 s. `--quick`, about
 /// 10 s: groups of 2 and 8, windows of a few tenths of a second, 2 x 500
 /// samples.
 fn qos_phase(p: &QosParams, only: Option<&[String]>) -> QosReport {
     let mut r = QosReport::default();
     let mut c = Created::default();
-    type Measure = fn(&QosParams, &mut Created, &mut QosReport) -> Res<()>;
-    let steps: [(&str, Measure); 6] = [
-        ("jain_equal", qos_jain),
-        ("weighted", qos_weighted),
-        ("noisy", qos_noisy),
-        ("rate", qos_rate),
-        ("overhead", qos_overhead),
-        ("timeline", qos_timeline),
-    ];
     let chosen = |name: &str| only.is_none_or(|o| o.iter().any(|s| s == name || s == "all"));
-    for (name, f) in steps.into_iter().filter(|(name, _)| chosen(name)) {
+    for (name, f) in QOS_STEPS.into_iter().filter(|(name, _)| chosen(name)) {
         let t = Instant::now();
         if let Err(e) = f(p, &mut c, &mut r) {
             eprintln!("[bench] qos {name} failed: {e}");
@@ -2142,17 +2130,10 @@ fn main() {
         }
     };
     if let Some(only) = &p.only_qos {
-        let known = [
-            "all",
-            "jain_equal",
-            "weighted",
-            "noisy",
-            "rate",
-            "overhead",
-            "timeline",
-        ];
-        if let Some(bad) = only.iter().find(|s| !known.contains(&s.as_str())) {
-            eprintln!("vdcm_bench: --only-qos: no step {bad:?} (steps: {known:?})");
+        let known = |s: &str| s == "all" || QOS_STEPS.iter().any(|(name, _)| *name == s);
+        if let Some(bad) = only.iter().find(|s| !known(s)) {
+            let names: Vec<&str> = QOS_STEPS.iter().map(|(name, _)| *name).collect();
+            eprintln!("vdcm_bench: --only-qos: no step {bad:?} (steps: all, {names:?})");
             std::process::exit(2);
         }
         let r = qos_phase(&p.qos, Some(only));

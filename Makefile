@@ -11,7 +11,9 @@
 #                 directory and run depmod (INSTALL_MOD_PATH=... to stage)
 #
 # Variables: KDIR=<built kernel tree> (default: the harness's cached test
-# kernel, built on first use), KASAN=1 (the KASAN variant of the test
+# kernel, built on first use), KVER=7.3 (the cached test and nested-guest
+# kernels from linux-source-7.3 instead of 7.2, the default; both are
+# cached side by side), KASAN=1 (the KASAN variant of the test
 # kernel), CLIPPY=1 (build the modules through clippy), VM_TIMEOUT=<s>,
 # ONLY="regex ..." (`make check`: only the matching VM points, while
 # iterating), BENCH_QPS=<n>, BENCH_PORTALS=<n>, BENCH_ARGS="..." (`make bench`: queue
@@ -21,7 +23,7 @@
 # The modules themselves are described in Kbuild; this Makefile only
 # drives qemu-test/.
 
-export KDIR KASAN CLIPPY INSTALL_MOD_PATH VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS ONLY
+export KDIR KVER KASAN CLIPPY INSTALL_MOD_PATH VM_TIMEOUT BENCH_ARGS BENCH_QPS BENCH_PORTALS ONLY
 
 .PHONY: all modules install run check check-debug bench setup kernel clean
 

@@ -1,23 +1,31 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Fetch Debian's linux-source-7.2 (or 7.3 if 7.2 is gone), configure it from
-# qemu-test/config/*.config and build it once. The built tree is cached in
-# $CACHE_DIR/kernel/linux-<source version>-<config hash>[-kasan], so later
-# runs, from any clone, only rebuild the project's modules.
+# Fetch Debian's linux-source-$KVER, configure it from qemu-test/config/*.config
+# and build it once. The built tree is cached in
+# $CACHE_DIR/kernel/linux-<source version>-<config hash>[-kasan|-guest], so
+# later runs, from any clone, only rebuild the project's modules; trees of
+# both series sit side by side.
 #
 #   kernel.sh build   build (or reuse) the kernel; print its tree's path
 #   kernel.sh kdir    print the path the cache key selects, building nothing
 #
 # KASAN=1 selects the KASAN variant (config/kasan.config on top); GUEST=1
 # the nested guests' small kernel (config/guest.config alone, cached as
-# ...-<hash>-guest), which nothing but the nested guests boot.
+# ...-<hash>-guest), which nothing but the nested guests boot. KVER selects
+# the series, 7.2 (the default) or 7.3; unset, 7.3 is used only if the
+# archive no longer has 7.2.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
 KASAN=${KASAN:-0}
 GUEST=${GUEST:-0}
+case "${KVER:-}" in
+'') series=(7.2 7.3) ;;
+7.2 | 7.3) series=("$KVER") ;;
+*) die "KVER=$KVER: the kernel series is 7.2 or 7.3" ;;
+esac
 # Each variant in one place: its config fragments, the options that must
 # be set as asked after olddefconfig (a fragment line that Kconfig silently
 # dropped for an unmet dependency would otherwise go unnoticed), its cache
@@ -48,19 +56,20 @@ else
 	fi
 fi
 
-# The newest linux-source-7.2 the archive offers, else 7.3.
+# The newest linux-source-<series> the archive offers, of the first series
+# in $series that it has.
 pick_source() {
-	local series ver
-	for series in 7.2 7.3; do
-		ver=$(apt-cache madison "linux-source-$series" 2>/dev/null |
+	local s ver
+	for s in "${series[@]}"; do
+		ver=$(apt-cache madison "linux-source-$s" 2>/dev/null |
 			awk '{print $3}' | sort -V | tail -n 1)
 		if [ -n "$ver" ]; then
-			echo "linux-source-$series $ver"
+			echo "linux-source-$s $ver"
 			return
 		fi
-		say "linux-source-$series is not in the archive; trying the next series"
+		say "linux-source-$s is not in the archive"
 	done
-	die "neither linux-source-7.2 nor linux-source-7.3 is available; run qemu-test/setup.sh (it adds the suites that carry them)"
+	die "linux-source-${series[*]} not available; run qemu-test/setup.sh (it adds the suites that carry them)"
 }
 
 read -r SRC_PKG SRC_VER < <(pick_source)
@@ -83,7 +92,8 @@ if [ -f "$KDIR/.vdcm-built" ]; then
 fi
 
 say "$label: $SRC_PKG $SRC_VER, config $cfg_hash$suffix, not cached yet: building in $KDIR"
-[ "$SRC_PKG" = linux-source-7.2 ] || say "NOTE: linux-source-7.2 is gone from the archive; using $SRC_PKG"
+[ -n "${KVER:-}" ] || [ "$SRC_PKG" = linux-source-7.2 ] ||
+	say "NOTE: linux-source-7.2 is gone from the archive; using $SRC_PKG"
 
 if [ ! -f "$KDIR/.vdcm-extracted" ]; then
 	srcdir=$CACHE_DIR/src
@@ -121,8 +131,10 @@ echo "$SRC_PKG $SRC_VER config=$cfg_hash$suffix built in $((SECONDS - start)) s 
 say "$label: built in $((SECONDS - start)) s"
 
 # Each tree is ~2.5 GB: keep this one and the previous one of the same
-# variant (switching between two configs stays cheap), drop older ones.
-for old in $(ls -dt "$CACHE_DIR"/kernel/linux-* | grep -E -- "-[0-9a-f]{12}$suffix\$" | tail -n +3); do
+# variant and series (switching between two configs stays cheap), drop
+# older ones.
+src_series=${SRC_PKG#linux-source-}
+for old in $(ls -dt "$CACHE_DIR"/kernel/linux-"$src_series".* | grep -E -- "-[0-9a-f]{12}$suffix\$" | tail -n +3); do
 	say "kernel: removing old cached tree $old"
 	rm -rf "$old"
 done

@@ -11,6 +11,7 @@
 
 pub mod bindings;
 pub mod class;
+pub mod compat;
 pub mod crc;
 pub mod doorbell;
 pub mod footprint;

@@ -12,6 +12,7 @@
 //! (`include/vdcm_pf.h`).
 
 pub mod bindings;
+pub mod compat;
 pub mod crc;
 pub mod eventfd;
 pub mod footprint;

@@ -59,7 +59,7 @@ pub extern "C" fn vdcm_pf_contract_version() -> u32 {
 }
 
 /// The loaded VDCM: PF drivers can register while it lives.
-struct VdcmModule {
+pub struct VdcmModule {
     _registry: pf_host::HostRegistration<registry::Registry>,
 }
 

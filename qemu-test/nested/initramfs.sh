@@ -24,7 +24,7 @@ src=$out/module
 rm -rf "$src"
 mkdir -p "$src"
 (cd "$TOP_DIR" && cp --parents Kbuild samples/vdcm_guest/*.rs samples/vdcm_sim/abi.rs \
-	samples/vdcm_sim/desc.rs "$src/")
+	samples/vdcm_sim/desc.rs rust/compat.rs "$src/")
 mapfile -t make_args < <(kbuild_args "$kdir")
 make -C "$kdir" M="$src" "${make_args[@]}" VDCM_GUEST_ONLY=1 modules
 ko=$src/samples/vdcm_guest/vdcm_guest.ko

@@ -15,6 +15,7 @@ use kernel::sync::aref::ARef;
 use kernel::sync::aref::AlwaysRefCounted;
 use kernel::types::Opaque;
 
+use super::super::compat;
 use super::bindings;
 use super::vtable::DeviceVTable;
 use super::Driver;
@@ -151,7 +152,7 @@ impl<T: Driver> UnregisteredDevice<T> {
         let data_slot = unsafe { addr_of_mut!((*this).data) };
         // SAFETY: `data_slot` is valid for writes, not initialised yet, and
         // will not move: the allocation is only freed by the VFIO core.
-        if let Err(e) = unsafe { data.__pinned_init(data_slot) } {
+        if let Err(e) = unsafe { compat::init_in_place(data_slot, data) } {
             // SAFETY: the allocation holds one reference, ours; with
             // `alloc_ops` the core's release does not touch `data`.
             unsafe { bindings::put_device(addr_of_mut!((*raw).device)) };

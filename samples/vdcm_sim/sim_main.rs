@@ -28,6 +28,7 @@ pub mod sim_pf;
 use sim_pf::Queues;
 use sim_pf::SimPf;
 use vdcm_kernel::class;
+use vdcm_kernel::compat;
 use vdcm_kernel::pf;
 
 module! {
@@ -87,9 +88,9 @@ impl kernel::Module for SimModule {
             );
             return Err(EINVAL);
         }
-        let pfs = *module_parameters::num_pfs.value();
-        let qps = *module_parameters::num_qps.value();
-        let portals = *module_parameters::num_portals.value();
+        let pfs = compat::param(&module_parameters::num_pfs);
+        let qps = compat::param(&module_parameters::num_qps);
+        let portals = compat::param(&module_parameters::num_portals);
         if !(1..=16).contains(&pfs) || !(1..=4096).contains(&qps) || portals > 16384 {
             pr_err!(
                 "num_pfs={} num_qps={} num_portals={}: want 1..=16 PFs of 1..=4096 queue pairs and 0..=16384 portals\n",
@@ -116,8 +117,9 @@ impl kernel::Module for SimModule {
             pools: &pools[..1 + shared],
             types: &adi::TYPES[..2 + shared],
             counters: adi::COUNTERS,
-            qos_capacity: (*module_parameters::qos_capacity.value()).into(),
+            qos_capacity: compat::param(&module_parameters::qos_capacity).into(),
         };
+        let siov_cap = compat::param(&module_parameters::siov_cap) != 0;
         let class = Arc::new(class::Class::new(c"vdcm_sim")?, GFP_KERNEL)?;
         let mut list = KVec::with_capacity(pfs as usize, GFP_KERNEL)?;
         for i in 0..pfs {
@@ -125,14 +127,10 @@ impl kernel::Module for SimModule {
             let queues = Queues::new(qps, portals)?;
             let dev = class::ClassDevice::with_counters(class.clone(), &name, queues.clone())?;
             let registration = KBox::pin_init(
-                pf::Registration::new(
-                    dev.as_ref(),
-                    &info,
-                    SimPf::new(queues.clone(), *module_parameters::siov_cap.value() != 0)?,
-                )?,
+                pf::Registration::new(dev.as_ref(), &info, SimPf::new(queues.clone(), siov_cap)?)?,
                 GFP_KERNEL,
             )?;
-            let direct = *module_parameters::direct_bench.value();
+            let direct = compat::param(&module_parameters::direct_bench);
             if i == 0 && direct > 0 {
                 let r = direct::run(registration.driver(), &queues, direct.into(), 50)?;
                 pr_info!(

@@ -21,10 +21,13 @@
 //!   macro, the ID info `probe` receives, interrupt vectors and their
 //!   threaded handlers) and [`dma`] (coherent memory).
 //!
-//! One difference is not handled here: `#[vtable]` on 7.3 names the
-//! module's type in every impl (`type OwnerModule = crate::LocalModule`),
-//! so that type must be as visible as the types implementing vtable
-//! traits; the VDCM's `VdcmModule` is `pub` for it, on both series.
+//! Two differences are met outside this file with code both series take:
+//! `#[vtable]` on 7.3 names the module's type in every impl (`type
+//! OwnerModule = crate::LocalModule`), so that type must be as visible as
+//! the types implementing vtable traits (the VDCM's `VdcmModule` is
+//! `pub`); and 7.3 refuses unchecked 64-bit accesses to a PCI BAR, whose
+//! alignment it knows as 4 bytes only, so the guest driver uses the
+//! checked `try_read64`/`try_write64`.
 
 use kernel::module_param::ModuleParamAccess;
 use kernel::prelude::*;

@@ -96,8 +96,8 @@ else
 	rm -f "$OUT_DIR/only"
 fi
 
-# The VM's run took 2752 s here on 2026-12-03 (144 points; the nested
-# guests 2272 s of it, guests_two_concurrent_traffic alone 843 s), and CI
+# The VM's run took 1890 s here on 2026-12-03 (167 points; the nested
+# guests ~1330 s of it; 2752 s before they kept real time), and CI
 # machines ran earlier suites ~1.3x slower: allow 80 minutes, which with
 # the ~2 minutes of building before it stays inside CI's 90.
 VM_TIMEOUT=${VM_TIMEOUT:-4800} "$QT_DIR/vm.sh" "$KDIR" "$QT_DIR/guest/check.sh" "$OUT_DIR" >/dev/null || true

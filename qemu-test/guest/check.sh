@@ -35,6 +35,15 @@ wanted() {
 	return 1
 }
 
+# wanted_any NAME...: whether any of the NAMEs is selected.
+wanted_any() {
+	local n
+	for n in "$@"; do
+		wanted "$n" && return 0
+	done
+	return 1
+}
+
 # point NAME CMD...: run CMD as test point NAME.
 point() {
 	local name=$1 start=$SECONDS; shift
@@ -225,40 +234,44 @@ guest_matches_adi() {
 	[ "$(cat "$adi/stats/pasid")" = "$pasid" ] || { echo "$name: PASIDs differ"; return 1; }
 }
 
-# One guest, one ADI, through iommufd or the legacy group.
-guest_selftest() {
-	local mode=$1 adi rc=0
-	nested_ready || return 1
-	adi=$(new_adi) || return 1
-	nested_start "$mode" "$adi" "$mode" "vdcm_guest.seed=7"
-	nested_wait "$mode"
-	nested_verify "$mode" || rc=1
-	[ $rc -ne 0 ] || guest_matches_adi "$mode" "$adi" || rc=1
-	echo 1 >"$adi/remove"
-	return $rc
+# Two guests at once, each with its own 1q ADI of the same PF: guest_a
+# through iommufd, guest_b through the legacy group and container. Each
+# runs its self-test and then TRAFFIC seconds of traffic with its own data.
+# One boot of the pair serves three points: each guest's self-test
+# (guest_selftest_vfio_pci_iommufd, group_guest_selftest_vfio_pci: QEMU's
+# vfio-pci realized the ADI, the guest's driver passed, the ADI ran exactly
+# the guest's descriptors and interrupts on the PASID the guest read), and
+# the two at once (guests_two_concurrent_traffic): both ADIs busy at the
+# same time — the host notes when each ADI's descriptor counter first and
+# last changed (sampled about every second) and the two busy spans must
+# overlap by at least 5 s — on two PASIDs. Two TCG guests inside the TCG VM
+# finish booting at different times (their kernels reached /init 20 s
+# apart, their traffic 40 s apart on 2026-12-03), so each runs traffic long
+# enough for the spans to overlap anyway. Each point's verdict is kept in
+# $NESTED_OUT/NAME.result (passed) or NAME.result.fail, with its report.
+GUEST_PAIR_POINTS="guest_selftest_vfio_pci_iommufd group_guest_selftest_vfio_pci guests_two_concurrent_traffic"
+# pair_verdict NAME RC REPORT_FILE: file point NAME's verdict.
+pair_verdict() {
+	rm -f "$NESTED_OUT/$1.result" "$NESTED_OUT/$1.result.fail"
+	if [ "$2" -eq 0 ]; then
+		cp "$3" "$NESTED_OUT/$1.result"
+	else
+		cp "$3" "$NESTED_OUT/$1.result.fail"
+	fi
 }
-point guest_selftest_vfio_pci_iommufd guest_selftest iommufd
-point group_guest_selftest_vfio_pci guest_selftest group
-
-# Two guests at once, each with its own ADI of the same PF, each running
-# its self-test for TRAFFIC seconds with its own data. Both ADIs must be
-# busy at the same time: the host notes when each ADI's descriptor counter
-# first and last changed (sampled about every second) and the two busy
-# spans must overlap by at least 5 s. Each guest's results must be
-# correct, and each ADI must have run exactly its own guest's descriptors.
-# Two TCG guests inside the TCG VM finish booting at different times
-# (sharing the 2 vCPUs they reached /init after 179 s and 196 s of uptime,
-# their QEMUs ran 803 s and 823 s, on 2026-12-03), so each runs traffic
-# long enough for the spans to overlap anyway.
-two_guests_concurrent() {
-	local a b rc=0 now da db da0=0 db0=0 a_first=0 a_last=0 b_first=0 b_last=0 overlap
-	local traffic=75
-	grep -q kasan_multi_shot /proc/cmdline && traffic=120
+# guest_of_pair NAME ADI: guest NAME's own verdict (its self-test point).
+guest_of_pair() {
+	nested_verify "$1" && guest_matches_adi "$1" "$2"
+}
+guest_pair() {
+	local a b rc=0 now da db da0=0 db0=0 a_first=0 a_last=0 b_first=0 b_last=0 overlap r
+	local traffic=90 rep=$NESTED_OUT/pair.report
+	grep -q kasan_multi_shot /proc/cmdline && traffic=150
 	nested_ready || return 1
 	a=$(new_adi) || return 1
 	b=$(new_adi) || { echo 1 >"$a/remove"; return 1; }
 	nested_start guest_a "$a" iommufd "vdcm_guest.seed=11 vdcm_guest.traffic_ms=${traffic}000"
-	nested_start guest_b "$b" iommufd "vdcm_guest.seed=12 vdcm_guest.traffic_ms=${traffic}000"
+	nested_start guest_b "$b" group "vdcm_guest.seed=12 vdcm_guest.traffic_ms=${traffic}000"
 	while [ ! -e "$NESTED_OUT/guest_a.rc" ] || [ ! -e "$NESTED_OUT/guest_b.rc" ]; do
 		sleep 1
 		now=$(date +%s)
@@ -272,29 +285,47 @@ two_guests_concurrent() {
 			b_last=$now db0=$db
 		fi
 	done
+	guest_of_pair guest_a "$a" >"$rep" 2>&1
+	r=$?
+	pair_verdict guest_selftest_vfio_pci_iommufd $r "$rep"
+	[ $r -eq 0 ] || rc=1
+	guest_of_pair guest_b "$b" >"$rep" 2>&1
+	r=$?
+	pair_verdict group_guest_selftest_vfio_pci $r "$rep"
+	[ $r -eq 0 ] || rc=1
 	# A span is empty (and so is the overlap) while its ADI never ran.
 	overlap=0
 	if [ "$a_first" -ne 0 ] && [ "$b_first" -ne 0 ]; then
 		overlap=$(( (a_last < b_last ? a_last : b_last) - (a_first > b_first ? a_first : b_first) ))
 		[ "$overlap" -ge 0 ] || overlap=0
 	fi
-	echo "ADI a busy for $((a_first ? a_last - a_first : 0)) s, ADI b for $((b_first ? b_last - b_first : 0)) s, both for $overlap s"
-	nested_verify guest_a || rc=1
-	nested_verify guest_b || rc=1
-	if [ $rc -eq 0 ]; then
+	{
+		echo "ADI a busy for $((a_first ? a_last - a_first : 0)) s, ADI b for $((b_first ? b_last - b_first : 0)) s, both for $overlap s"
+		cat "$NESTED_OUT/guest_a.time" "$NESTED_OUT/guest_b.time" 2>/dev/null
 		nested_line guest_a 'traffic passed'
 		nested_line guest_b 'traffic passed'
-		guest_matches_adi guest_a "$a" || rc=1
-		guest_matches_adi guest_b "$b" || rc=1
+		[ $rc -eq 0 ] || echo "a guest's own self-test failed (its point says why)"
 		[ "$(cat "$a/stats/pasid")" != "$(cat "$b/stats/pasid")" ] || { echo "both ADIs have one PASID"; rc=1; }
 		[ "$overlap" -ge 5 ] ||
 			{ echo "the guests' traffic overlapped for only $overlap s (at least 5 wanted)"; rc=1; }
-	fi
+	} >"$rep" 2>&1
+	pair_verdict guests_two_concurrent_traffic $rc "$rep"
 	echo 1 >"$a/remove"
 	echo 1 >"$b/remove"
-	return $rc
 }
-point guests_two_concurrent_traffic two_guests_concurrent
+# pair_point_result NAME: what guest_pair filed for point NAME.
+pair_point_result() {
+	cat "$NESTED_OUT/$1".result* 2>/dev/null || echo "the guest pair did not run"
+	[ -e "$NESTED_OUT/$1.result" ]
+}
+if wanted_any $GUEST_PAIR_POINTS; then
+	guest_pair_start=$SECONDS
+	guest_pair
+	echo "[guest] the guest pair took $((SECONDS - guest_pair_start)) s"
+fi
+for name in $GUEST_PAIR_POINTS; do
+	point "$name" pair_point_result "$name"
+done
 
 # Live migration of a running guest, twice: the guest runs its self-test
 # traffic (every result checked, with completion interrupts) on ADI a of
@@ -336,7 +367,10 @@ mig_hop() {
 	nested_wait "$1"
 	return $rc
 }
-MIG_KARGS="vdcm_guest.seed=31 vdcm_guest.traffic_ms=120000"
+# The guest's traffic must outlast both hops (each a destination QEMU's
+# start and a 256 MiB migration under nested TCG); the guests keep real
+# time (guest/lib.sh), so these are seconds of the test VM's clock.
+MIG_KARGS="vdcm_guest.seed=31 vdcm_guest.traffic_ms=180000"
 migration_live_traffic() {
 	local a b c rc=0 line want da db dc hop1=1 hop2=1 q last=mig_a
 	nested_ready || return 1
@@ -401,7 +435,7 @@ point migration_cross_pf cross_pf_result
 # ran exactly the guest's descriptors in all.
 migration_file_restore() {
 	local a rc=0 line want da saved file=$NESTED_OUT/mig.state
-	local kargs="vdcm_guest.seed=32 vdcm_guest.traffic_ms=120000"
+	local kargs="vdcm_guest.seed=32 vdcm_guest.traffic_ms=150000"
 	nested_ready || return 1
 	a=$(new_adi) || return 1
 	rm -f "$file" "$NESTED_OUT"/mig_fsrc.* "$NESTED_OUT"/mig_fdst.* "$NESTED_OUT"/file.*

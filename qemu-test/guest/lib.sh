@@ -51,10 +51,23 @@ kmemleak_report() {
 # of which needs ACPI (the guest then sees no extended configuration
 # space, which its driver does not use), and the init ends the VM with a
 # reboot that -no-reboot turns into QEMU's exit.
-# Two guests at once ran 803 s and 823 s each here (2026-12-03): the guard
-# leaves twice that.
+# Two guests at once ran 803 s and 823 s each here (2026-12-03, before
+# the guests had a real clock, below): the guard leaves twice that.
 NESTED_TIMEOUT=1800
 NESTED_KARGS="console=ttyS0 loglevel=5 panic=-1 noapic acpi=off"
+# The guest's clock. Under nested TCG the guest kernel calibrates its TSC
+# against neither the PIT (too slow to answer) nor the HPET (acpi=off),
+# marks the TSC unstable and keeps time by counting timer ticks, of which
+# it loses most: its clock ran at a third of real time here (uptime 210 s
+# after 606 s), so every duration a test asks of a guest (its traffic)
+# took three times as long, and the boot's own waits with it. Both the
+# test VM's TSC and the guest's read the host's, so the test VM's refined
+# calibration is handed down: tsc_early_khz skips the guest's
+# calibration, tsc=reliable keeps the TSC its clocksource without a
+# watchdog to compare it against (the same guest then took 412 s instead
+# of 606 s, its uptime within QEMU's start of real time).
+NESTED_TSC_KHZ=$(dmesg | sed -nE 's/.*tsc: Refined TSC clocksource calibration: ([0-9]+)\.([0-9]{3}) MHz.*/\1\2/p' | head -n 1)
+[ -z "$NESTED_TSC_KHZ" ] || NESTED_KARGS+=" tsc_early_khz=$NESTED_TSC_KHZ tsc=reliable"
 grep -q kasan_multi_shot /proc/cmdline && NESTED_TIMEOUT=2700
 # QEMU writes a serial console one byte per write(): to a file on the
 # test VM's share with the host ($NESTED_OUT) that made the console alone

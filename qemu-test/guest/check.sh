@@ -313,9 +313,11 @@ guest_pair() {
 	echo 1 >"$a/remove"
 	echo 1 >"$b/remove"
 }
-# pair_point_result NAME: what guest_pair filed for point NAME.
-pair_point_result() {
-	cat "$NESTED_OUT/$1".result* 2>/dev/null || echo "the guest pair did not run"
+# filed_verdict NAME: the verdict a guest run filed as $NESTED_OUT/NAME.result
+# (passed) or NAME.result.fail, with its report, for a point that shares
+# that run.
+filed_verdict() {
+	cat "$NESTED_OUT/$1".result* 2>/dev/null || echo "no verdict filed as $1.result: the guest run that files it did not run"
 	[ -e "$NESTED_OUT/$1.result" ]
 }
 if wanted_any $GUEST_PAIR_POINTS; then
@@ -324,7 +326,7 @@ if wanted_any $GUEST_PAIR_POINTS; then
 	echo "[guest] the guest pair took $((SECONDS - guest_pair_start)) s"
 fi
 for name in $GUEST_PAIR_POINTS; do
-	point "$name" pair_point_result "$name"
+	point "$name" filed_verdict "$name"
 done
 
 # Live migration of a running guest, twice: the guest runs its self-test
@@ -422,11 +424,7 @@ migration_live_traffic() {
 }
 point migration_live_traffic migration_live_traffic
 # migration_cross_pf: the second hop of migration_live_traffic's guest.
-cross_pf_result() {
-	cat "$NESTED_OUT"/cross_pf.result* 2>/dev/null
-	[ -e "$NESTED_OUT/cross_pf.result" ]
-}
-point migration_cross_pf cross_pf_result
+point migration_cross_pf filed_verdict cross_pf
 
 # Migration to a file: the running guest is saved with "migrate file:"
 # while its traffic runs, its QEMU quits (the ADI is closed and reset), and
